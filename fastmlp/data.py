@@ -1,0 +1,311 @@
+"""MNIST-shaped datasets: strict IDX reading, locating / downloading / verifying, splits
+and preprocessing.
+
+Where the files come from, in order: an explicit directory (argument or the
+FASTMLP_DATA_DIR environment variable; the files must be there), else the per-user cache
+($XDG_CACHE_HOME/fastmlp/mnist, default ~/.cache/fastmlp/mnist), filled on first use by
+downloading from public mirrors (FASTMLP_MIRRORS, comma-separated base URLs, replaces
+the built-in list) and checking each file's SHA-256 before it is moved into place.
+
+Splits, as in Perrotta's book: train = the 60k training images; validation = the first
+5,000 of the 10k test set; test = the last 5,000; full = all 10,000.
+"""
+import dataclasses
+import gzip
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+
+import numpy as np
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+VALIDATION_SIZE = 5000
+
+# IDX type codes -> big-endian NumPy dtypes.
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class DataError(Exception):
+    """A dataset problem, with a one-line message that names the file."""
+
+
+# --- reading -------------------------------------------------------------------------
+def read_idx(path):
+    """Read an IDX file (gzip-compressed or raw) into an array of its declared shape.
+
+    Checks the magic number, the type code, the dimensions and that the payload is
+    exactly as long as they say; raises DataError naming the file otherwise.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as e:
+            raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from None
+    if len(raw) < 4:
+        raise DataError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
+    if raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{path}: not an IDX file (magic number starts {raw[0]:#04x} {raw[1]:#04x}, expected 0x00 0x00)")
+    type_code, ndim = raw[2], raw[3]
+    if type_code not in _IDX_TYPES:
+        raise DataError(f"{path}: unknown IDX type code {type_code:#04x}")
+    if ndim == 0:
+        raise DataError(f"{path}: IDX header declares zero dimensions")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header} for {ndim} dimensions)")
+    shape = tuple(int.from_bytes(raw[4 + 4 * d: 8 + 4 * d], "big") for d in range(ndim))
+    dtype = np.dtype(_IDX_TYPES[type_code])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    actual = len(raw) - header
+    if actual != expected:
+        what = "truncated" if actual < expected else "has trailing bytes"
+        raise DataError(f"{path}: {what}: header says {'x'.join(map(str, shape))} "
+                        f"({expected} bytes of data), file has {actual}")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+# --- locating and downloading --------------------------------------------------------
+def cache_dir():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "fastmlp", "mnist")
+
+
+def mirrors():
+    env = os.environ.get("FASTMLP_MIRRORS", "").strip()
+    if env:
+        return tuple(m.strip() for m in env.split(",") if m.strip())
+    return MIRRORS
+
+
+def find_file(directory, name):
+    """The path of `name` in `directory`, gzip or uncompressed (name without .gz), or None."""
+    for candidate in (name, name[:-3] if name.endswith(".gz") else name + ".gz"):
+        path = os.path.join(directory, candidate)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fetch(url, destination, expected_sha256, timeout):
+    """Download url to destination atomically, checking length and SHA-256. Raises
+    DataError(reason) and leaves nothing behind on any failure."""
+    directory = os.path.dirname(destination)
+    fd, tmp = tempfile.mkstemp(prefix=".part-", dir=directory)
+    try:
+        h = hashlib.sha256()
+        received = 0
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    declared = response.headers.get("Content-Length")
+                    while True:
+                        chunk = response.read(1 << 16)
+                        if not chunk:
+                            break
+                        h.update(chunk)
+                        out.write(chunk)
+                        received += len(chunk)
+            except urllib.error.HTTPError as e:
+                raise DataError(f"HTTP {e.code}") from None
+            except (urllib.error.URLError, OSError, ValueError) as e:
+                reason = getattr(e, "reason", None) or e
+                raise DataError(f"{type(e).__name__}: {reason}") from None
+            except Exception as e:  # http.client.IncompleteRead and friends
+                raise DataError(f"transfer failed ({type(e).__name__})") from None
+        if declared is not None and received != int(declared):
+            raise DataError(f"truncated transfer ({received} of {declared} bytes)")
+        if h.hexdigest() != expected_sha256:
+            raise DataError(f"SHA-256 mismatch (got {h.hexdigest()[:16]}..., expected {expected_sha256[:16]}...)")
+        os.replace(tmp, destination)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def download(directory, mirror_list=None, timeout=60, log=None):
+    """Put any missing MNIST file into `directory`, trying the mirrors in order.
+
+    Every file is checked against its SHA-256 before it is moved into place, so the
+    directory never holds a partial or corrupt file. Raises DataError if a file
+    cannot be had from any mirror.
+    """
+    mirror_list = tuple(mirror_list or mirrors())
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{directory}: cannot create the data directory: {e.strerror or e}") from None
+    for name in FILES.values():
+        if find_file(directory, name):
+            continue
+        reasons = []
+        for base in mirror_list:
+            url = base.rstrip("/") + "/" + name
+            if log:
+                log(f"downloading {url}")
+            try:
+                _fetch(url, os.path.join(directory, name), SHA256[name], timeout)
+                break
+            except DataError as e:
+                reasons.append(f"{url}: {e}")
+        else:
+            raise DataError(f"could not download {name} ({'; '.join(reasons)}); no network? "
+                            f"put the four MNIST IDX files in a directory and pass --data-dir "
+                            f"or set FASTMLP_DATA_DIR")
+    return directory
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    directory: str
+    how: str  # "--data-dir", "FASTMLP_DATA_DIR" or "cache"
+
+
+def locate(data_dir=None, allow_download=True, log=None):
+    """Find the directory holding the four files (see the module docstring)."""
+    if data_dir is not None:
+        source = Source(os.fspath(data_dir), "--data-dir")
+    elif os.environ.get("FASTMLP_DATA_DIR"):
+        source = Source(os.environ["FASTMLP_DATA_DIR"], "FASTMLP_DATA_DIR")
+    else:
+        source = Source(cache_dir(), "cache")
+    missing = [n for n in FILES.values() if not find_file(source.directory, n)]
+    if missing and source.how == "cache" and allow_download:
+        download(source.directory, log=log)
+    elif missing:
+        hint = ("run `fastmlp data --download` to fetch them" if source.how == "cache"
+                else "put the four IDX files there, or unset it to use the download cache")
+        raise DataError(f"{source.directory} ({source.how}): missing {', '.join(missing)}; {hint}")
+    return source
+
+
+# --- the dataset ---------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Raw images (uint8, [N, rows * cols]) and labels (int64) of the train and test sets."""
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    rows: int
+    cols: int
+    directory: str
+
+    @property
+    def classes(self):
+        return int(max(self.train_labels.max(), self.test_labels.max())) + 1
+
+
+def _pair(directory, images_name, labels_name):
+    images_path = find_file(directory, images_name)
+    labels_path = find_file(directory, labels_name)
+    for name, path in ((images_name, images_path), (labels_name, labels_path)):
+        if path is None:
+            raise DataError(f"{os.path.join(directory, name)}: no such file")
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3:
+        raise DataError(f"{images_path}: expected 3 dimensions (count, rows, cols), found {images.ndim}")
+    if labels.ndim != 1:
+        raise DataError(f"{labels_path}: expected 1 dimension (count), found {labels.ndim}")
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(f"{labels_path}: {labels.shape[0]} labels for {images.shape[0]} images in {images_path}")
+    if images.dtype != np.uint8:
+        raise DataError(f"{images_path}: expected unsigned bytes (type 0x08), found {images.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() > 255):
+        raise DataError(f"{labels_path}: labels out of range")
+    return images, labels.astype(np.int64), images_path
+
+
+def load(data_dir=None, allow_download=True, log=None):
+    """Locate (and if needed download) and read the dataset; raises DataError."""
+    source = locate(data_dir, allow_download, log)
+    d = source.directory
+    train_x, train_y, train_path = _pair(d, FILES["train_images"], FILES["train_labels"])
+    test_x, test_y, test_path = _pair(d, FILES["test_images"], FILES["test_labels"])
+    if train_x.shape[1:] != test_x.shape[1:]:
+        raise DataError(f"{test_path}: images are {test_x.shape[1]}x{test_x.shape[2]}, "
+                        f"training images are {train_x.shape[1]}x{train_x.shape[2]}")
+    if test_x.shape[0] <= VALIDATION_SIZE:
+        raise DataError(f"{test_path}: {test_x.shape[0]} test images; need more than {VALIDATION_SIZE} to split")
+    rows, cols = train_x.shape[1:]
+    return Dataset(train_x.reshape(len(train_x), -1), train_y, test_x.reshape(len(test_x), -1), test_y,
+                   rows, cols, d)
+
+
+# --- preprocessing -------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """Float, C-contiguous arrays ready for training; targets one-hot."""
+    train_x: np.ndarray
+    train_t: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    mean: float
+    std: float
+
+
+def one_hot(labels, classes, dtype):
+    t = np.zeros((len(labels), classes), dtype=dtype)
+    t[np.arange(len(labels)), labels] = 1
+    return t
+
+
+def prepare(dataset, standardize=True, dtype=np.float32, limit=None, pixels=None):
+    """Scale pixels to [0, 1], or standardize them with the training set's single mean and
+    standard deviation (the book's way); keep only the columns `pixels` if given; keep the
+    first `limit` training images if given. Built once, in the requested dtype."""
+    dtype = np.dtype(dtype)
+    train = dataset.train_images if limit is None else dataset.train_images[:limit]
+    train_y = dataset.train_labels if limit is None else dataset.train_labels[:limit]
+    test = dataset.test_images
+    if pixels is not None:
+        train, test = train[:, pixels], test[:, pixels]
+    if standardize:
+        mean, std = float(train.mean(dtype=np.float64)), float(train.std(dtype=np.float64))
+        std = std if std > 0 else 1.0
+    else:
+        mean, std = 0.0, 255.0
+    scale = lambda a: np.ascontiguousarray(((a.astype(np.float64) - mean) / std).astype(dtype))
+    return Prepared(scale(train), one_hot(train_y, dataset.classes, dtype), train_y, scale(test),
+                    dataset.test_labels, mean, std)
+
+
+def split_accuracies(predictions, labels):
+    """Accuracy in percent on the validation half, the test half and the full test set."""
+    correct = predictions == labels
+    v = VALIDATION_SIZE
+    return (100.0 * correct[:v].mean(), 100.0 * correct[v:].mean(), 100.0 * correct.mean())

@@ -1,0 +1,73 @@
+"""Elementwise activations, forward and backward, from one table of scalar pairs.
+
+Shapes: B batch, H units.  Z[B, H] pre-activation, A[B, H] = f(Z), dA / dZ alike.
+
+To add an activation: write its scalar f(z) and df(z, a) (a = f(z), so sigmoid and
+tanh can reuse their output), give it the next code in ACTIVATIONS, add one branch to
+_f and one to _df, and add its NumPy twin to reference.py. Tests and the CLI's
+--activation choices read ACTIVATIONS.
+
+Edges: NaN in gives NaN out for every f, so divergence reaches the loss check. The
+shifted ReLU max(-1, z) outputs -1 for z <= -1 and has gradient 0 at exactly z = -1
+(one-sided, like ReLU's 0 at z = 0).
+"""
+import math
+
+from numba import njit, prange
+
+from ._jit import kernel
+
+ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "shifted_relu": 4}
+
+
+@njit(inline="always")
+def _sigmoid(z):
+    # Two branches so that exp never overflows: for z < 0, e = exp(z) <= 1.
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@njit(inline="always")
+def _f(kind, z):
+    if kind == 1:
+        return _sigmoid(z)
+    if kind == 2:
+        return math.tanh(z)
+    if kind == 3:
+        return 0.0 if z <= 0.0 else z  # written so that NaN falls through to z
+    if kind == 4:
+        return -1.0 if z <= -1.0 else z
+    return z
+
+
+@njit(inline="always")
+def _df(kind, z, a):
+    if kind == 1:
+        return a * (1.0 - a)
+    if kind == 2:
+        return 1.0 - a * a
+    if kind == 3:
+        return 1.0 if z > 0.0 else 0.0
+    if kind == 4:
+        return 1.0 if z > -1.0 else 0.0
+    return 1.0
+
+
+@kernel(parallel=True)
+def activation_forward(A, Z, kind):
+    """A = f(Z) elementwise, in place; A may be Z."""
+    B, H = Z.shape
+    for i in prange(B):
+        for j in range(H):
+            A[i, j] = _f(kind, Z[i, j])
+
+
+@kernel(parallel=True)
+def activation_backward(dZ, dA, Z, A, kind):
+    """dZ = dA * f'(Z) elementwise, in place; dZ may be dA."""
+    B, H = Z.shape
+    for i in prange(B):
+        for j in range(H):
+            dZ[i, j] = dA[i, j] * _df(kind, Z[i, j], A[i, j])

@@ -1,0 +1,108 @@
+"""Dense (fully connected) layer: Y = X Wᵀ + b, and its gradients dW, db, dX.
+
+Shapes: B batch, D inputs, H outputs.  X[B, D], W[H, D], b[H], Y[B, H].
+W holds one row per output unit, so the forward pass and dW both read their operands
+along the contiguous axis. Every output element is owned by one prange iteration and
+summed in a fixed order: results do not depend on the thread count.
+"""
+from numba import prange
+
+from ._jit import FAST, kernel
+
+
+@kernel(parallel=True, fastmath=FAST)
+def dense_forward(Y, X, W, b):
+    """Y[i, j] = b[j] + sum_k X[i, k] W[j, k], in place. Y must not alias X."""
+    B, D = X.shape
+    H = W.shape[0]
+    for ib in prange((B + 3) // 4):
+        i = 4 * ib
+        if i + 4 <= B:
+            j = 0
+            while j + 4 <= H:
+                # 4x4 register tile: 16 accumulators, both operands read along k.
+                s00 = b[j]; s01 = b[j + 1]; s02 = b[j + 2]; s03 = b[j + 3]
+                s10 = b[j]; s11 = b[j + 1]; s12 = b[j + 2]; s13 = b[j + 3]
+                s20 = b[j]; s21 = b[j + 1]; s22 = b[j + 2]; s23 = b[j + 3]
+                s30 = b[j]; s31 = b[j + 1]; s32 = b[j + 2]; s33 = b[j + 3]
+                for k in range(D):
+                    x0 = X[i, k]; x1 = X[i + 1, k]; x2 = X[i + 2, k]; x3 = X[i + 3, k]
+                    w0 = W[j, k]; w1 = W[j + 1, k]; w2 = W[j + 2, k]; w3 = W[j + 3, k]
+                    s00 += x0 * w0; s01 += x0 * w1; s02 += x0 * w2; s03 += x0 * w3
+                    s10 += x1 * w0; s11 += x1 * w1; s12 += x1 * w2; s13 += x1 * w3
+                    s20 += x2 * w0; s21 += x2 * w1; s22 += x2 * w2; s23 += x2 * w3
+                    s30 += x3 * w0; s31 += x3 * w1; s32 += x3 * w2; s33 += x3 * w3
+                Y[i, j] = s00; Y[i, j + 1] = s01; Y[i, j + 2] = s02; Y[i, j + 3] = s03
+                Y[i + 1, j] = s10; Y[i + 1, j + 1] = s11; Y[i + 1, j + 2] = s12; Y[i + 1, j + 3] = s13
+                Y[i + 2, j] = s20; Y[i + 2, j + 1] = s21; Y[i + 2, j + 2] = s22; Y[i + 2, j + 3] = s23
+                Y[i + 3, j] = s30; Y[i + 3, j + 1] = s31; Y[i + 3, j + 2] = s32; Y[i + 3, j + 3] = s33
+                j += 4
+            while j < H:
+                # Leftover output columns: a 4x1 tile.
+                s0 = b[j]; s1 = b[j]; s2 = b[j]; s3 = b[j]
+                for k in range(D):
+                    w = W[j, k]
+                    s0 += X[i, k] * w; s1 += X[i + 1, k] * w
+                    s2 += X[i + 2, k] * w; s3 += X[i + 3, k] * w
+                Y[i, j] = s0; Y[i + 1, j] = s1; Y[i + 2, j] = s2; Y[i + 3, j] = s3
+                j += 1
+        else:
+            # Leftover batch rows (fewer than 4): plain dot products.
+            for r in range(i, B):
+                for j in range(H):
+                    s = b[j]
+                    for k in range(D):
+                        s += X[r, k] * W[j, k]
+                    Y[r, j] = s
+
+
+@kernel(parallel=True, fastmath=FAST)
+def dense_backward(dX, dW, db, dY, X, W, input_grad):
+    """Gradients of Y = X Wᵀ + b given dY[B, H]; overwrites dW[H, D], db[H] and,
+    when input_grad is true, dX[B, D] (the first layer skips it: nothing needs it)."""
+    B, D = X.shape
+    H = W.shape[0]
+    # dW = dYᵀ X and db = column sums of dY. Threads own blocks of 8 rows of dW; each
+    # thread sums the batch in order, 4 rows at a time, so the 4 rows of X it reads
+    # stay in L1 while they update the block's 8 rows of dW (one store stream each).
+    for jb in prange((H + 7) // 8):
+        j0 = 8 * jb
+        j1 = min(j0 + 8, H)
+        for j in range(j0, j1):
+            s = dY[0, j]
+            for r in range(1, B):
+                s += dY[r, j]
+            db[j] = s
+            for k in range(D):
+                dW[j, k] = 0.0
+        i = 0
+        while i + 4 <= B:
+            for j in range(j0, j1):
+                a0 = dY[i, j]; a1 = dY[i + 1, j]; a2 = dY[i + 2, j]; a3 = dY[i + 3, j]
+                w = dW[j]; x0 = X[i]; x1 = X[i + 1]; x2 = X[i + 2]; x3 = X[i + 3]
+                for k in range(D):
+                    w[k] += a0 * x0[k] + a1 * x1[k] + a2 * x2[k] + a3 * x3[k]
+            i += 4
+        while i < B:
+            for j in range(j0, j1):
+                a0 = dY[i, j]
+                for k in range(D):
+                    dW[j, k] += a0 * X[i, k]
+            i += 1
+    if input_grad:
+        # dX = dY W: one batch row per iteration, output units 4 at a time.
+        for r in prange(B):
+            for k in range(D):
+                dX[r, k] = 0.0
+            j = 0
+            while j + 4 <= H:
+                a0 = dY[r, j]; a1 = dY[r, j + 1]; a2 = dY[r, j + 2]; a3 = dY[r, j + 3]
+                x = dX[r]; w0 = W[j]; w1 = W[j + 1]; w2 = W[j + 2]; w3 = W[j + 3]
+                for k in range(D):
+                    x[k] += a0 * w0[k] + a1 * w1[k] + a2 * w2[k] + a3 * w3[k]
+                j += 4
+            while j < H:
+                a0 = dY[r, j]
+                for k in range(D):
+                    dX[r, k] += a0 * W[j, k]
+                j += 1

@@ -1,0 +1,89 @@
+"""Plain NumPy twins of every kernel: same names, float64, written as plainly as possible.
+
+Each takes the kernel's inputs and returns its outputs (the kernels write into arrays
+they are given instead). Shapes as in the kernel modules: B batch, D in, H out, K classes.
+Tests hold every kernel to these; they are also the place to read what a kernel means.
+"""
+import numpy as np
+
+
+def _f64(*arrays):
+    return [np.asarray(a, dtype=np.float64) for a in arrays]
+
+
+# --- dense ---------------------------------------------------------------------------
+def dense_forward(X, W, b):
+    X, W, b = _f64(X, W, b)
+    return X @ W.T + b
+
+
+def dense_backward(dY, X, W):
+    """Returns (dX, dW, db)."""
+    dY, X, W = _f64(dY, X, W)
+    return dY @ W, dY.T @ X, dY.sum(axis=0)
+
+
+# --- activations: name -> (f(z), df(z, a)) --------------------------------------------
+def _sigmoid(z):
+    e = np.exp(-np.abs(z))  # never overflows
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+ACTIVATIONS = {
+    "identity": (lambda z: z, lambda z, a: np.ones_like(z)),
+    "sigmoid": (_sigmoid, lambda z, a: a * (1 - a)),
+    "tanh": (np.tanh, lambda z, a: 1 - a * a),
+    "relu": (lambda z: np.where(z > 0, z, 0.0) + 0 * z,  # + 0 * z keeps NaN as NaN
+             lambda z, a: (z > 0).astype(np.float64)),
+    "shifted_relu": (lambda z: np.where(z > -1, z, -1.0) + 0 * z,
+                     lambda z, a: (z > -1).astype(np.float64)),
+}
+
+
+def activation_forward(Z, name):
+    (Z,) = _f64(Z)
+    with np.errstate(invalid="ignore"):
+        return ACTIVATIONS[name][0](Z)
+
+
+def activation_backward(dA, Z, A, name):
+    dA, Z, A = _f64(dA, Z, A)
+    return dA * ACTIVATIONS[name][1](Z, A)
+
+
+# --- softmax and cross-entropy --------------------------------------------------------
+def softmax_rows(Z):
+    (Z,) = _f64(Z)
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def cross_entropy(Z, T):
+    """Returns (per-row losses, their mean), from logits by log-sum-exp."""
+    Z, T = _f64(Z, T)
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    L = -np.sum(np.where(T != 0, T * log_p, 0.0), axis=1)
+    return L, L.mean()
+
+
+def softmax_cross_entropy_forward(Z, T):
+    """Returns (P, per-row losses, mean loss)."""
+    L, mean = cross_entropy(Z, T)
+    return softmax_rows(Z), L, mean
+
+
+def softmax_cross_entropy_backward(P, T):
+    P, T = _f64(P, T)
+    return (P - T) / P.shape[0]
+
+
+def masked_log_loss(Y, y_hat):
+    """The book's loss with a masked log: -sum(Y * log(y_hat)) / N, skipping y_hat == 0."""
+    return -np.sum(Y * np.ma.log(y_hat)) / Y.shape[0]
+
+
+# --- optimizers -----------------------------------------------------------------------
+def sgd_step(p, g, lr):
+    p, g = _f64(p, g)
+    return p - lr * g

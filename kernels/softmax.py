@@ -1,0 +1,93 @@
+"""Softmax over each row and cross-entropy computed from logits.
+
+Shapes: B batch, K classes.  Z[B, K] logits, T[B, K] targets (one-hot or any rows that
+sum to 1), P[B, K] probabilities, L[B] per-row losses, dZ[B, K].
+
+Each row subtracts its own maximum (never the batch's: a row whose logits are 1e3 times
+smaller than another row's would underflow to all zeros). The loss uses log-sum-exp,
+    loss_i = sum_k T[i, k] * (log(sum_m exp(Z[i, m] - max_i)) - (Z[i, k] - max_i)),
+so it is finite wherever the logits are, even where exp underflows and log(P) is -inf.
+"""
+import math
+
+from numba import prange
+
+from ._jit import kernel
+
+
+@kernel(parallel=True)
+def softmax_rows(P, Z):
+    """P[i] = exp(Z[i] - max Z[i]) / sum, row by row."""
+    B, K = Z.shape
+    for i in prange(B):
+        m = Z[i, 0]
+        for k in range(1, K):
+            if Z[i, k] > m:
+                m = Z[i, k]
+        s = 0.0
+        for k in range(K):
+            e = math.exp(Z[i, k] - m)
+            P[i, k] = e
+            s += e
+        for k in range(K):
+            P[i, k] = P[i, k] / s
+
+
+@kernel(parallel=True)
+def cross_entropy(L, Z, T):
+    """Per-row losses into L[B]; returns their mean (summed in row order)."""
+    B, K = Z.shape
+    for i in prange(B):
+        m = Z[i, 0]
+        for k in range(1, K):
+            if Z[i, k] > m:
+                m = Z[i, k]
+        s = 0.0
+        for k in range(K):
+            s += math.exp(Z[i, k] - m)
+        log_s = math.log(s)
+        loss = 0.0
+        for k in range(K):
+            if T[i, k] != 0.0:
+                loss += T[i, k] * (log_s - (Z[i, k] - m))
+        L[i] = loss
+    total = 0.0
+    for i in range(B):
+        total += L[i]
+    return total / B
+
+
+@kernel(parallel=True)
+def softmax_cross_entropy_forward(P, L, Z, T):
+    """softmax_rows and cross_entropy in one pass over Z; returns the mean loss."""
+    B, K = Z.shape
+    for i in prange(B):
+        m = Z[i, 0]
+        for k in range(1, K):
+            if Z[i, k] > m:
+                m = Z[i, k]
+        s = 0.0
+        for k in range(K):
+            e = math.exp(Z[i, k] - m)
+            P[i, k] = e
+            s += e
+        log_s = math.log(s)
+        loss = 0.0
+        for k in range(K):
+            P[i, k] = P[i, k] / s
+            if T[i, k] != 0.0:
+                loss += T[i, k] * (log_s - (Z[i, k] - m))
+        L[i] = loss
+    total = 0.0
+    for i in range(B):
+        total += L[i]
+    return total / B
+
+
+@kernel(parallel=True)
+def softmax_cross_entropy_backward(dZ, P, T):
+    """Gradient of the mean loss w.r.t. the logits: dZ = (P - T) / B."""
+    B, K = P.shape
+    for i in prange(B):
+        for k in range(K):
+            dZ[i, k] = (P[i, k] - T[i, k]) / B
