@@ -308,4 +308,4 @@ def split_accuracies(predictions, labels):
     """Accuracy in percent on the validation half, the test half and the full test set."""
     correct = predictions == labels
     v = VALIDATION_SIZE
-    return (100.0 * correct[:v].mean(), 100.0 * correct[v:].mean(), 100.0 * correct.mean())
+    return (float(100.0 * correct[:v].mean()), float(100.0 * correct[v:].mean()), float(100.0 * correct.mean()))

@@ -75,7 +75,8 @@ def train(config, dataset, on_epoch=None, on_step=None):
     on_step(done, total) is called after every mini-batch; on_epoch(record) after every
     epoch with a dict: epoch, loss (mean training loss over the epoch's mini-batches),
     val_acc, test_acc, full_acc (percent), seconds (training time of the epoch, without
-    evaluation), samples_per_s. Returns (network, list of records).
+    evaluation), samples_per_s, and in the first record compile_seconds (compiling or
+    loading the kernels, before the first step). Returns (network, list of records).
     """
     config.validate()
     if config.threads is not None:
@@ -83,6 +84,9 @@ def train(config, dataset, on_epoch=None, on_step=None):
     prepared = prepare(dataset, config.standardize, config.dtype, config.limit)
     n, d = prepared.train_x.shape
     network = build_network(config, d, dataset.classes)
+    compile_start = time.perf_counter()
+    K.warmup(network.dtype)
+    compile_seconds = time.perf_counter() - compile_start
     rng = np.random.default_rng(config.seed)
     bs = config.batch_size
     steps = (n + bs - 1) // bs
@@ -110,6 +114,8 @@ def train(config, dataset, on_epoch=None, on_step=None):
         val, test, full = evaluate(network, prepared)
         record = dict(epoch=epoch, loss=total_loss / n, val_acc=val, test_acc=test, full_acc=full,
                       seconds=seconds, samples_per_s=n / seconds)
+        if epoch == 1:
+            record["compile_seconds"] = compile_seconds
         records.append(record)
         if on_epoch:
             on_epoch(record)

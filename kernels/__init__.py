@@ -3,6 +3,7 @@
 Every kernel has a plain NumPy twin of the same name in fastmlp.kernels.reference.
 """
 from ._jit import CACHE_ENABLED
+from ._jit import cache_dirs as _cache_dirs
 from .activations import ACTIVATIONS, activation_backward, activation_forward
 from .dense import dense_backward, dense_forward
 from .optim import sgd_step
@@ -10,7 +11,35 @@ from .softmax import (cross_entropy, softmax_cross_entropy_backward,
                       softmax_cross_entropy_forward, softmax_rows)
 
 __all__ = [
-    "ACTIVATIONS", "CACHE_ENABLED", "activation_backward", "activation_forward",
+    "ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "activation_backward", "activation_forward",
     "cross_entropy", "dense_backward", "dense_forward", "sgd_step",
     "softmax_cross_entropy_backward", "softmax_cross_entropy_forward", "softmax_rows",
 ]
+
+
+def cache_dirs():
+    """Where Numba caches these kernels: beside the sources (kernels/__pycache__) when
+    that is writable, else a per-user directory; NUMBA_CACHE_DIR overrides both."""
+    return _cache_dirs([activation_backward, activation_forward, cross_entropy, dense_backward,
+                        dense_forward, sgd_step, softmax_cross_entropy_backward,
+                        softmax_cross_entropy_forward, softmax_rows])
+
+
+def warmup(dtype):
+    """Compile (or load from the cache) every kernel for `dtype` on tiny arrays, with the
+    same argument types training uses, so that no compilation happens inside an epoch."""
+    import numpy as np
+    x = np.ones((2, 3), dtype)
+    w = np.ones((2, 3), dtype)
+    b = np.zeros(2, dtype)
+    y = np.empty((2, 2), dtype)
+    t = np.eye(2, dtype=dtype)
+    dense_forward(y, x, w, b)
+    dense_backward(np.empty_like(x), np.empty_like(w), np.empty_like(b), y, x, w, True)
+    activation_forward(y, y, 1)
+    activation_backward(y, y, y, y, 1)
+    softmax_rows(y, y)
+    cross_entropy(np.empty(2, dtype), y, t)
+    softmax_cross_entropy_forward(np.empty_like(y), np.empty(2, dtype), y, t)
+    softmax_cross_entropy_backward(y, y, t)
+    sgd_step(b, b, 0.5)

@@ -28,3 +28,14 @@ def kernel(**options):
         return njit(**options)(function)
 
     return wrap
+
+
+def cache_dirs(dispatchers):
+    """The directories where Numba keeps the compiled code of these kernels."""
+    dirs = []
+    for d in dispatchers:
+        cache = getattr(d, "_cache", None)
+        path = getattr(cache, "_cache_path", None)
+        if path and path not in dirs:
+            dirs.append(path)
+    return dirs

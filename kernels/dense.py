@@ -63,7 +63,7 @@ def dense_backward(dX, dW, db, dY, X, W, input_grad):
     B, D = X.shape
     H = W.shape[0]
     # dW = dYᵀ X and db = column sums of dY. Threads own blocks of 8 rows of dW; each
-    # thread sums the batch in order, 4 rows at a time, so the 4 rows of X it reads
+    # thread sums the batch in order, 8 rows at a time, so the 8 rows of X it reads
     # stay in L1 while they update the block's 8 rows of dW (one store stream each).
     for jb in prange((H + 7) // 8):
         j0 = 8 * jb
@@ -76,13 +76,17 @@ def dense_backward(dX, dW, db, dY, X, W, input_grad):
             for k in range(D):
                 dW[j, k] = 0.0
         i = 0
-        while i + 4 <= B:
+        while i + 8 <= B:
+            x0 = X[i]; x1 = X[i + 1]; x2 = X[i + 2]; x3 = X[i + 3]
+            x4 = X[i + 4]; x5 = X[i + 5]; x6 = X[i + 6]; x7 = X[i + 7]
             for j in range(j0, j1):
                 a0 = dY[i, j]; a1 = dY[i + 1, j]; a2 = dY[i + 2, j]; a3 = dY[i + 3, j]
-                w = dW[j]; x0 = X[i]; x1 = X[i + 1]; x2 = X[i + 2]; x3 = X[i + 3]
+                a4 = dY[i + 4, j]; a5 = dY[i + 5, j]; a6 = dY[i + 6, j]; a7 = dY[i + 7, j]
+                w = dW[j]
                 for k in range(D):
-                    w[k] += a0 * x0[k] + a1 * x1[k] + a2 * x2[k] + a3 * x3[k]
-            i += 4
+                    w[k] += (a0 * x0[k] + a1 * x1[k] + a2 * x2[k] + a3 * x3[k]
+                             + a4 * x4[k] + a5 * x5[k] + a6 * x6[k] + a7 * x7[k])
+            i += 8
         while i < B:
             for j in range(j0, j1):
                 a0 = dY[i, j]

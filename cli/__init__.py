@@ -1,0 +1,1 @@
+"""fastmlp.cli: the `fastmlp` command (Click). Parsing and printing only."""

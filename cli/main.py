@@ -1,0 +1,217 @@
+"""The `fastmlp` command: train, data, cache. Parsing and printing only; the work is in
+fastmlp. Errors are one line on stderr: exit 2 for usage, 1 for everything else."""
+import json
+import os
+import sys
+import time
+
+import click
+
+class Group(click.Group):
+    """A group whose errors are one line (no usage banner, no traceback)."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        extra.pop("standalone_mode", None)
+        try:
+            return super().main(args=args, prog_name=prog_name, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            cmd = e.ctx.command_path if e.ctx else "fastmlp"
+            click.echo(f"{cmd}: error: {e.format_message()}", err=True)
+            sys.exit(2)
+        except click.ClickException as e:
+            click.echo(f"fastmlp: error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("fastmlp: aborted", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("fastmlp: interrupted", err=True)
+            sys.exit(130)
+        except Exception as e:  # a bug or an unforeseen failure: still one line
+            if os.environ.get("FASTMLP_DEBUG"):
+                raise
+            click.echo(f"fastmlp: error: {type(e).__name__}: {e} (set FASTMLP_DEBUG=1 for a traceback)", err=True)
+            sys.exit(1)
+
+
+def _positive_int(ctx, param, value):
+    if value is not None and value < 1:
+        raise click.BadParameter(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(ctx, param, value):
+    if value is not None and not value > 0:
+        raise click.BadParameter(f"must be positive, got {value}")
+    return value
+
+
+def _int_list(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        sizes = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if any(s < 1 for s in sizes):
+        raise click.BadParameter(f"sizes must be positive, got {value!r}")
+    return sizes
+
+
+def _activation_list(ctx, param, value):
+    if value is None:
+        return None
+    from fastmlp.kernels import ACTIVATIONS
+    names = tuple(v.strip() for v in value.split(","))
+    for n in names:
+        if n not in ACTIVATIONS:
+            raise click.BadParameter(f"unknown activation {n!r} (choose from {', '.join(ACTIVATIONS)})")
+    return names
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="fastmlp")
+def main():
+    """fastmlp: train multilayer perceptrons on MNIST-shaped data, fast."""
+
+
+@main.command()
+@click.option("--preset", type=click.Choice(["book"]), default=None,
+              help="Start from a named configuration; options given explicitly override it. "
+                   "book: 784-100-10 sigmoid, standardized, batch 256, lr 1, 10 epochs, no shuffle.")
+@click.option("--hidden", callback=_int_list, metavar="N[,N...]", help="Hidden layer sizes.  [default: 100]")
+@click.option("--activation", callback=_activation_list, metavar="NAME[,NAME...]",
+              help="Hidden activation, one for all layers or one per layer: identity, sigmoid, "
+                   "tanh, relu, shifted_relu.  [default: sigmoid]")
+@click.option("--epochs", type=int, callback=_positive_int, help="Passes over the training set.  [default: 10]")
+@click.option("--batch-size", type=int, callback=_positive_int, help="Mini-batch size.  [default: 256]")
+@click.option("--lr", type=float, callback=_positive_float, help="Learning rate.  [default: 1.0]")
+@click.option("--seed", type=int, help="Seed for initialisation and shuffling.  [default: 0]")
+@click.option("--standardize/--no-standardize", default=None,
+              help="Standardize pixels with the training set's mean and deviation (the book's "
+                   "way), or scale them to [0, 1].  [default: standardize]")
+@click.option("--shuffle/--no-shuffle", default=None,
+              help="Shuffle the training set every epoch (the book does not).  [default: shuffle]")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), help="Floating-point type.  [default: float32]")
+@click.option("--init", type=click.Choice(["book", "glorot", "he"]), help="Weight initialisation.  [default: book]")
+@click.option("--threads", type=int, callback=_positive_int, help="Numba threads.  [default: all cores]")
+@click.option("--limit", type=int, callback=_positive_int, help="Train on the first N training images only.")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Directory holding the four IDX files (else $FASTMLP_DATA_DIR, else the download cache).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per epoch and a final summary on stdout, nothing else.")
+def train(preset, as_json, data_dir, **options):
+    """Train a network and report validation / test / full accuracy every epoch."""
+    from fastmlp import PRESETS, DataError, TrainConfig, load
+    from fastmlp.train import train as run
+
+    values = dict(PRESETS[preset]) if preset else {}
+    values.update({k: v for k, v in options.items() if v is not None})
+    config = TrainConfig(**values)
+    try:
+        config.validate()
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    log = (lambda m: click.echo(m, err=True))
+    try:
+        dataset = load(data_dir, log=log)
+    except DataError as e:
+        raise click.ClickException(str(e)) from None
+
+    show_bar = sys.stdout.isatty() and not as_json
+    bar = {"bar": None}
+
+    def on_step(done, total):
+        if not show_bar:
+            return
+        if bar["bar"] is None:
+            bar["bar"] = click.progressbar(length=total, label="training", file=sys.stdout)
+            bar["bar"].__enter__()
+        bar["bar"].update(1)
+        if done == total:
+            bar["bar"].__exit__(None, None, None)
+            bar["bar"] = None
+
+    def on_epoch(r):
+        if as_json:
+            click.echo(json.dumps({k: _plain(v) for k, v in r.items()}))
+        else:
+            click.echo(f"epoch {r['epoch']:3d}  loss {r['loss']:.4f}  val {r['val_acc']:.2f}%  "
+                       f"test {r['test_acc']:.2f}%  full {r['full_acc']:.2f}%  "
+                       f"{r['seconds']:.2f}s  {r['samples_per_s']:,.0f} samples/s")
+
+    started = time.perf_counter()
+    _, records = run(config, dataset, on_epoch=on_epoch, on_step=on_step)
+    last = records[-1]
+    summary = dict(final=True, epochs=len(records), loss=last["loss"], val_acc=last["val_acc"],
+                   test_acc=last["test_acc"], full_acc=last["full_acc"],
+                   seconds=sum(r["seconds"] for r in records),
+                   samples_per_s=sum(r["samples_per_s"] for r in records) / len(records),
+                   wall_seconds=time.perf_counter() - started,
+                   config={k: _plain(v) for k, v in vars(config).items()})
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(f"final: val {last['val_acc']:.2f}%  test {last['test_acc']:.2f}%  "
+                   f"full {last['full_acc']:.2f}%  ({summary['wall_seconds']:.1f}s wall)")
+
+
+def _plain(v):
+    if isinstance(v, tuple):
+        return list(v)
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Directory to check (else $FASTMLP_DATA_DIR, else the download cache).")
+@click.option("--download", is_flag=True, help="Download missing files into the cache (or --data-dir).")
+def data(data_dir, download):
+    """Show where the data comes from and verify it (SHA-256 and IDX structure)."""
+    from fastmlp import data as D
+
+    try:
+        if download:
+            target = data_dir or os.environ.get("FASTMLP_DATA_DIR") or D.cache_dir()
+            D.download(target, log=lambda m: click.echo(m, err=True))
+            data_dir = target
+        source = D.locate(data_dir, allow_download=False)
+        click.echo(f"directory: {source.directory} (from {source.how})")
+        official = True
+        for name in D.FILES.values():
+            path = D.find_file(source.directory, name)
+            digest = D.sha256_of(path) if path.endswith(".gz") else None
+            match = digest == D.SHA256[name]
+            official &= match
+            array = D.read_idx(path)
+            note = "official MNIST SHA-256" if match else "not the official MNIST file (SHA-256 differs)"
+            click.echo(f"  {os.path.basename(path)}: {'x'.join(map(str, array.shape))} {array.dtype}, {note}")
+        dataset = D.load(source.directory, allow_download=False)
+        click.echo(f"ok: {len(dataset.train_labels)} training and {len(dataset.test_labels)} test images "
+                   f"of {dataset.rows}x{dataset.cols}, {dataset.classes} classes"
+                   + ("" if official else " (not official MNIST: structure verified only)"))
+    except D.DataError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@main.command()
+@click.option("--clear", is_flag=True, help="Delete fastmlp's compiled kernels.")
+def cache(clear):
+    """Show (or clear) where Numba caches fastmlp's compiled kernels."""
+    from fastmlp.kernels import cache_dirs, CACHE_ENABLED
+
+    if not CACHE_ENABLED:
+        click.echo("kernel cache disabled (FASTMLP_NUMBA_CACHE=0)")
+    for d in cache_dirs():
+        files = [f for f in os.listdir(d) if f.endswith((".nbi", ".nbc"))] if os.path.isdir(d) else []
+        click.echo(f"{d}: {len(files)} cached files")
+        if clear:
+            for f in files:
+                os.remove(os.path.join(d, f))
+    if clear:
+        click.echo("cleared")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Shared fixtures. MNIST comes from FASTMLP_DATA_DIR, defaulting to ../shared/data/mnist
+beside the checkout (the machines that run the tests have no internet)."""
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+_default = ROOT.parent / "shared" / "data" / "mnist"
+if not os.environ.get("FASTMLP_DATA_DIR") and _default.is_dir():
+    os.environ["FASTMLP_DATA_DIR"] = str(_default)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    d = os.environ.get("FASTMLP_DATA_DIR")
+    if not d or not os.path.isdir(d):
+        pytest.fail("MNIST not found: set FASTMLP_DATA_DIR to a directory with the four IDX files")
+    return d
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir):
+    from fastmlp import load
+    return load(mnist_dir)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def assert_close(actual, expected, dtype, rtol=0.0, atol=0.0):
+    """The one comparison helper: shape, then dtype, then values within rtol/atol."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
+    assert actual.dtype == np.dtype(dtype), f"dtype {actual.dtype} != {np.dtype(dtype)}"
+    np.testing.assert_allclose(actual.astype(np.float64), expected, rtol=rtol, atol=atol)
+
+
+# Tolerances, justified: float64 kernels differ from NumPy only by summation order
+# (reassociated dot products), ~1e-15 relative per term, so 1e-12 on sums; float32 sums of
+# up to ~1000 terms of O(1) values lose ~sqrt(n) * 6e-8, so 1e-4 relative with a small
+# absolute floor for results near zero. Elementwise kernels use the same libm functions.
+TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=1e-4, atol=1e-5)}

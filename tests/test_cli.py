@@ -1,0 +1,78 @@
+"""The command line through Click's CliRunner: exit codes and one-line messages."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from fastmlp.cli.main import main
+
+
+def run(args, **kw):
+    return CliRunner().invoke(main, args, **kw)
+
+
+def test_short_good_run_prints_all_three_figures(mnist_dir):
+    r = run(["train", "--preset", "book", "--epochs", "2", "--limit", "3000", "--data-dir", mnist_dir])
+    assert r.exit_code == 0, r.output
+    lines = [l for l in r.output.splitlines() if l.startswith("epoch")]
+    assert len(lines) == 2
+    for word in ("loss", "val", "test", "full", "samples/s"):
+        assert word in lines[0]
+    assert "final:" in r.output
+
+
+def test_json_mode_is_json_only(mnist_dir):
+    r = run(["train", "--hidden", "32", "--epochs", "2", "--limit", "2000", "--json", "--data-dir", mnist_dir])
+    assert r.exit_code == 0, r.output
+    objs = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(objs) == 3 and objs[-1]["final"] is True
+    for o in objs:
+        for key in ("loss", "val_acc", "test_acc", "full_acc", "seconds", "samples_per_s"):
+            assert key in o
+    assert [o["epoch"] for o in objs[:2]] == [1, 2]
+    assert 0 <= objs[-1]["full_acc"] <= 100
+
+
+def test_preset_values_yield_to_explicit_options(mnist_dir):
+    r = run(["train", "--preset", "book", "--epochs", "1", "--batch-size", "100", "--limit", "500",
+             "--json", "--data-dir", mnist_dir])
+    summary = json.loads(r.stdout.splitlines()[-1])
+    assert summary["config"]["epochs"] == 1 and summary["config"]["batch_size"] == 100
+    assert summary["config"]["lr"] == 1.0 and summary["config"]["shuffle"] is False
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--batch-size", "0"], "--batch-size"),
+    (["--batch-size", "-5"], "--batch-size"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "-0.1"], "--lr"),
+    (["--activation", "swish"], "unknown activation 'swish'"),
+    (["--hidden", "10,x"], "--hidden"),
+    (["--epochs", "0"], "--epochs"),
+    (["--dtype", "float16"], "--dtype"),
+    (["--data-dir", "/no/such/dir"], "does not exist"),
+    (["--activation", "relu,tanh", "--hidden", "10"], "2 activations given for 1 hidden layers"),
+])
+def test_bad_options_exit_2_with_one_line(args, needle):
+    r = run(["train", *args])
+    assert r.exit_code == 2, r.output
+    assert r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_runtime_data_error_exits_1_with_one_line(tmp_path):
+    r = run(["train", "--data-dir", str(tmp_path)])
+    assert r.exit_code == 1
+    assert len(r.stderr.strip().splitlines()) == 1 and "missing" in r.stderr
+
+
+def test_data_command_verifies_official_files(mnist_dir):
+    r = run(["data", "--data-dir", mnist_dir])
+    assert r.exit_code == 0, r.output
+    assert r.output.count("official MNIST SHA-256") == 4 and "ok: 60000 training" in r.output
+
+
+def test_cache_command_lists_the_kernel_cache():
+    r = run(["cache"])
+    assert r.exit_code == 0 and ("cached files" in r.output or "disabled" in r.output)

@@ -1,0 +1,193 @@
+"""Every kernel against its NumPy twin in fastmlp.kernels.reference, in both dtypes."""
+import warnings
+
+import numpy as np
+import pytest
+
+from fastmlp import kernels as K
+from fastmlp.kernels import reference as R
+from conftest import TOL, assert_close
+
+DTYPES = [np.float32, np.float64]
+SHAPES = [(1, 1, 1), (1, 7, 3), (7, 129, 7), (129, 7, 129), (8, 16, 12), (33, 784, 10)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B,D,H", SHAPES)
+def test_dense_forward(dtype, B, D, H, rng):
+    X = rng.standard_normal((B, D)).astype(dtype)
+    W = rng.standard_normal((H, D)).astype(dtype)
+    b = rng.standard_normal(H).astype(dtype)
+    Y = np.full((B, H), np.nan, dtype)
+    K.dense_forward(Y, X, W, b)
+    assert_close(Y, R.dense_forward(X, W, b), dtype, **_scaled(TOL[dtype], D))
+
+
+def _scaled(tol, n):
+    # Sums of n terms of size ~1: the absolute error grows like sqrt(n).
+    return dict(rtol=tol["rtol"], atol=tol["atol"] * max(1.0, np.sqrt(n)) * 10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B,D,H", SHAPES)
+def test_dense_backward(dtype, B, D, H, rng):
+    X = rng.standard_normal((B, D)).astype(dtype)
+    W = rng.standard_normal((H, D)).astype(dtype)
+    dY = rng.standard_normal((B, H)).astype(dtype)
+    dX, dW, db = np.full((B, D), np.nan, dtype), np.full((H, D), np.nan, dtype), np.full(H, np.nan, dtype)
+    K.dense_backward(dX, dW, db, dY, X, W, True)
+    rdX, rdW, rdb = R.dense_backward(dY, X, W)
+    assert_close(dX, rdX, dtype, **_scaled(TOL[dtype], H))
+    assert_close(dW, rdW, dtype, **_scaled(TOL[dtype], B))
+    assert_close(db, rdb, dtype, **_scaled(TOL[dtype], B))
+
+
+def test_dense_backward_skips_input_grad(rng):
+    X = rng.standard_normal((5, 4))
+    W = rng.standard_normal((3, 4))
+    dY = rng.standard_normal((5, 3))
+    dX = np.full((5, 4), 7.0)
+    K.dense_backward(dX, np.empty((3, 4)), np.empty(3), dY, X, W, False)
+    assert (dX == 7.0).all()
+
+
+def _activation_inputs(dtype, rng):
+    z = np.concatenate([rng.standard_normal(200) * 3, [-1.0, -1.0, 0.0, 1e4, -1e4, 88.0, -88.0, 700.0, -700.0]])
+    return z.reshape(1, -1).repeat(3, axis=0).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(K.ACTIVATIONS))
+def test_activation_forward_backward(dtype, name, rng):
+    Z = _activation_inputs(dtype, rng)
+    A = np.empty_like(Z)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warnings, however large |z|
+        K.activation_forward(A, Z, K.ACTIVATIONS[name])
+        ref = R.activation_forward(Z, name)
+    # libm in the input's precision: within 1 ulp in float64; in float32, exp/tanh of a
+    # float32 argument plus the final rounding stay within 2 ulp (2.4e-7 relative).
+    tol = dict(rtol=4.5e-16, atol=0) if dtype == np.float64 else dict(rtol=2.4e-7, atol=1e-38)
+    assert_close(A, ref, dtype, **tol)
+    dA = rng.standard_normal(Z.shape).astype(dtype)
+    dZ = np.empty_like(Z)
+    K.activation_backward(dZ, dA, Z, A, K.ACTIVATIONS[name])
+    assert_close(dZ, R.activation_backward(dA, Z, A, name), dtype, **TOL[dtype])
+
+
+def test_activation_names_match_reference():
+    assert set(K.ACTIVATIONS) == set(R.ACTIVATIONS)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_shifted_relu_edges(dtype):
+    kind = K.ACTIVATIONS["shifted_relu"]
+    Z = np.array([[-1.0, -1.5, -0.5, np.nan, -np.inf, np.inf]], dtype)
+    A = np.empty_like(Z)
+    K.activation_forward(A, Z, kind)
+    np.testing.assert_array_equal(A[0, :3], np.array([-1.0, -1.0, -0.5], dtype))
+    assert np.isnan(A[0, 3]), "NaN must propagate, not be clamped to -1"
+    assert A[0, 4] == -1.0 and A[0, 5] == np.inf
+    dZ = np.empty_like(Z)
+    K.activation_backward(dZ, np.ones_like(Z), Z, A, kind)
+    np.testing.assert_array_equal(dZ[0, :3], np.array([0.0, 0.0, 1.0], dtype))  # 0 at exactly -1
+
+
+def _logits(dtype, rng):
+    """Edge-case rows: huge logits, tiny-scale rows next to large-scale ones, ties."""
+    rows = [rng.standard_normal(10) * 3,
+            np.array([1e4, -1e4, 0, 0, 0, 0, 0, 0, 0, 5.0]),
+            np.array([-1e4] * 9 + [1e4]),
+            rng.standard_normal(10) * 1e-3,       # scale 1e-3 ...
+            rng.standard_normal(10) * 1.0,        # ... beside scale 1
+            rng.standard_normal(10) * 1e3,        # ... and scale 1e3
+            np.zeros(10)]
+    return np.array(rows).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_rows(dtype, rng):
+    Z = _logits(dtype, rng)
+    P = np.empty_like(Z)
+    K.softmax_rows(P, Z)
+    assert_close(P, R.softmax_rows(Z), dtype, **TOL[dtype])
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_is_per_row_not_per_batch(dtype, rng):
+    # Row 0's logits are 1e3 times row 1's. Subtracting the batch maximum would push
+    # row 1 to exp(-large) = 0 everywhere (0/0). Per-row maxima keep it a distribution.
+    Z = np.array([rng.standard_normal(10) * 1e3, rng.standard_normal(10)], dtype)
+    Z[0, 0] = 1e3
+    P = np.empty_like(Z)
+    K.softmax_rows(P, Z)
+    assert np.isfinite(P).all()
+    np.testing.assert_allclose(P[1].sum(), 1.0, rtol=1e-6)
+    assert (P[1] > 0.001).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_and_fused_forward(dtype, rng):
+    Z = _logits(dtype, rng)
+    T = np.eye(10, dtype=dtype)[rng.integers(0, 10, len(Z))]
+    L = np.empty(len(Z), dtype)
+    mean = K.cross_entropy(L, Z, T)
+    rL, rmean = R.cross_entropy(Z, T)
+    assert_close(L, rL, dtype, **TOL[dtype])
+    np.testing.assert_allclose(mean, rmean, rtol=TOL[dtype]["rtol"])
+    P, L2 = np.empty_like(Z), np.empty(len(Z), dtype)
+    mean2 = K.softmax_cross_entropy_forward(P, L2, Z, T)
+    rP, rL2, rmean2 = R.softmax_cross_entropy_forward(Z, T)
+    assert_close(P, rP, dtype, **TOL[dtype])
+    assert_close(L2, rL2, dtype, **TOL[dtype])
+    np.testing.assert_allclose(mean2, rmean2, rtol=TOL[dtype]["rtol"])
+    assert np.isfinite(L).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_backward(dtype, rng):
+    Z = _logits(dtype, rng)
+    T = np.eye(10, dtype=dtype)[rng.integers(0, 10, len(Z))]
+    P = np.empty_like(Z)
+    K.softmax_rows(P, Z)
+    dZ = np.empty_like(Z)
+    K.softmax_cross_entropy_backward(dZ, P, T)
+    assert_close(dZ, R.softmax_cross_entropy_backward(P, T), dtype, **TOL[dtype])
+
+
+def test_loss_matches_masked_log_where_defined_and_stays_finite(rng):
+    T = np.eye(10)[rng.integers(0, 10, 50)]
+    Z = rng.standard_normal((50, 10)) * 4
+    P = R.softmax_rows(Z)
+    L = np.empty(50)
+    # Where every y_hat > 0 our loss equals the book's masked-log loss.
+    assert (P > 0).all()
+    np.testing.assert_allclose(K.cross_entropy(L, Z, T), R.masked_log_loss(T, P), rtol=1e-12)
+    # A confidently wrong row: the softmax underflows to exactly 0 for the true class, so
+    # np.log gives -inf (loss inf); the masked log silently drops the term; ours is exact.
+    Zbad = np.array([[1e4, 0.0, -1e4]])
+    Tbad = np.array([[0.0, 0.0, 1.0]])
+    Pbad = R.softmax_rows(Zbad)
+    assert Pbad[0, 2] == 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        assert not np.isfinite(-np.sum(Tbad * np.log(Pbad)))
+    Lbad = np.empty(1)
+    loss = K.cross_entropy(Lbad, Zbad, Tbad)
+    assert loss == 2e4  # log-sum-exp: log(sum) - z_true = 1e4 - (-1e4), exactly
+    assert R.masked_log_loss(Tbad, Pbad) == 0.0  # what the masked log reports instead
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sgd_step(dtype, rng):
+    p = rng.standard_normal(1001).astype(dtype)
+    g = rng.standard_normal(1001).astype(dtype)
+    expected = R.sgd_step(p, g, 0.3)
+    K.sgd_step(p, g, 0.3)
+    assert_close(p, expected, dtype, **TOL[dtype])
+
+
+def test_every_kernel_has_a_reference():
+    names = [n for n in K.__all__ if n not in ("ACTIVATIONS", "CACHE_ENABLED", "cache_dirs")]
+    for n in names:
+        assert callable(getattr(R, n, None)), f"reference.{n} missing"
