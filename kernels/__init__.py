@@ -6,13 +6,15 @@ from ._jit import CACHE_ENABLED
 from ._jit import cache_dirs as _cache_dirs
 from .activations import ACTIVATIONS, activation_backward, activation_forward
 from .dense import dense_backward, dense_forward
-from .optim import sgd_step
+from .dropout import dropout_backward, dropout_forward
+from .optim import adam_step, momentum_step, sgd_step
 from .softmax import (cross_entropy, softmax_cross_entropy_backward,
                       softmax_cross_entropy_forward, softmax_rows)
 
 __all__ = [
     "ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "activation_backward", "activation_forward",
-    "cross_entropy", "dense_backward", "dense_forward", "sgd_step",
+    "adam_step", "cross_entropy", "dense_backward", "dense_forward", "dropout_backward",
+    "dropout_forward", "momentum_step", "sgd_step",
     "softmax_cross_entropy_backward", "softmax_cross_entropy_forward", "softmax_rows",
 ]
 
@@ -20,8 +22,9 @@ __all__ = [
 def cache_dirs():
     """Where Numba caches these kernels: beside the sources (kernels/__pycache__) when
     that is writable, else a per-user directory; NUMBA_CACHE_DIR overrides both."""
-    return _cache_dirs([activation_backward, activation_forward, cross_entropy, dense_backward,
-                        dense_forward, sgd_step, softmax_cross_entropy_backward,
+    return _cache_dirs([activation_backward, activation_forward, adam_step, cross_entropy,
+                        dense_backward, dense_forward, dropout_backward, dropout_forward,
+                        momentum_step, sgd_step, softmax_cross_entropy_backward,
                         softmax_cross_entropy_forward, softmax_rows])
 
 

@@ -87,3 +87,58 @@ def masked_log_loss(Y, y_hat):
 def sgd_step(p, g, lr):
     p, g = _f64(p, g)
     return p - lr * g
+
+
+def momentum_step(p, v, g, lr, mu, nesterov):
+    """Returns (p, v)."""
+    p, v, g = _f64(p, v, g)
+    v = mu * v + g
+    return (p - lr * (g + mu * v) if nesterov else p - lr * v), v
+
+
+def adam_step(p, m, v, g, lr, beta1, beta2, eps, t):
+    """Returns (p, m, v)."""
+    p, m, v, g = _f64(p, m, v, g)
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+    return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+# --- dropout --------------------------------------------------------------------------
+_M64 = (1 << 64) - 1
+
+
+def splitmix64(z):
+    """splitmix64 on Python integers (exact, no overflow games)."""
+    z = (int(z) + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def unit_hash(seed, step, node, row, col):
+    h = splitmix64(seed)
+    for part in (step, node, row, col):
+        h = splitmix64(h ^ part)
+    return h
+
+
+def dropout_mask(seed, step, node, B, H, p):
+    """The kept-unit scale M[B, H]: 1/(1-p) where hash >> 40 >= p * 2**24, else 0."""
+    threshold = int(p * 16777216.0)
+    keep = np.array([[unit_hash(seed, step, node, i, j) >> 40 >= threshold for j in range(H)]
+                     for i in range(B)])
+    return np.where(keep, 1.0 / (1.0 - p), 0.0)
+
+
+def dropout_forward(X, p, seed, step, node):
+    """Returns (Y, M)."""
+    (X,) = _f64(X)
+    M = dropout_mask(seed, step, node, X.shape[0], X.shape[1], p)
+    return X * M, M
+
+
+def dropout_backward(dY, M):
+    dY, M = _f64(dY, M)
+    return dY * M
