@@ -15,15 +15,39 @@ from numba import prange
 from ._jit import kernel
 
 
+@kernel(inline="always")
+def _row_max(Z, i):
+    m = Z[i, 0]
+    for k in range(1, Z.shape[1]):
+        if Z[i, k] > m:
+            m = Z[i, k]
+    return m
+
+
+@kernel(inline="always")
+def _row_loss(Z, T, i, m, log_s):
+    # sum_k T[i, k] * -log softmax(Z[i])_k; zero targets skipped, so 0 * inf never arises.
+    loss = 0.0
+    for k in range(Z.shape[1]):
+        if T[i, k] != 0.0:
+            loss += T[i, k] * (log_s - (Z[i, k] - m))
+    return loss
+
+
+@kernel(inline="always")
+def _mean(L):
+    total = 0.0
+    for i in range(L.shape[0]):
+        total += L[i]
+    return total / L.shape[0]
+
+
 @kernel(parallel=True)
 def softmax_rows(P, Z):
     """P[i] = exp(Z[i] - max Z[i]) / sum, row by row."""
     B, K = Z.shape
     for i in prange(B):
-        m = Z[i, 0]
-        for k in range(1, K):
-            if Z[i, k] > m:
-                m = Z[i, k]
+        m = _row_max(Z, i)
         s = 0.0
         for k in range(K):
             e = math.exp(Z[i, k] - m)
@@ -38,23 +62,12 @@ def cross_entropy(L, Z, T):
     """Per-row losses into L[B]; returns their mean (summed in row order)."""
     B, K = Z.shape
     for i in prange(B):
-        m = Z[i, 0]
-        for k in range(1, K):
-            if Z[i, k] > m:
-                m = Z[i, k]
+        m = _row_max(Z, i)
         s = 0.0
         for k in range(K):
             s += math.exp(Z[i, k] - m)
-        log_s = math.log(s)
-        loss = 0.0
-        for k in range(K):
-            if T[i, k] != 0.0:
-                loss += T[i, k] * (log_s - (Z[i, k] - m))
-        L[i] = loss
-    total = 0.0
-    for i in range(B):
-        total += L[i]
-    return total / B
+        L[i] = _row_loss(Z, T, i, m, math.log(s))
+    return _mean(L[:B])
 
 
 @kernel(parallel=True)
@@ -62,26 +75,16 @@ def softmax_cross_entropy_forward(P, L, Z, T):
     """softmax_rows and cross_entropy in one pass over Z; returns the mean loss."""
     B, K = Z.shape
     for i in prange(B):
-        m = Z[i, 0]
-        for k in range(1, K):
-            if Z[i, k] > m:
-                m = Z[i, k]
+        m = _row_max(Z, i)
         s = 0.0
         for k in range(K):
             e = math.exp(Z[i, k] - m)
             P[i, k] = e
             s += e
-        log_s = math.log(s)
-        loss = 0.0
         for k in range(K):
             P[i, k] = P[i, k] / s
-            if T[i, k] != 0.0:
-                loss += T[i, k] * (log_s - (Z[i, k] - m))
-        L[i] = loss
-    total = 0.0
-    for i in range(B):
-        total += L[i]
-    return total / B
+        L[i] = _row_loss(Z, T, i, m, math.log(s))
+    return _mean(L[:B])
 
 
 @kernel(parallel=True)
