@@ -35,6 +35,20 @@ def _row_loss(Z, T, i, m, log_s):
 
 
 @kernel(inline="always")
+def _softmax_row(P, Z, i):
+    # Writes softmax(Z[i]) into P[i]; returns the row maximum and the sum of exponentials.
+    m = _row_max(Z, i)
+    s = 0.0
+    for k in range(Z.shape[1]):
+        e = math.exp(Z[i, k] - m)
+        P[i, k] = e
+        s += e
+    for k in range(Z.shape[1]):
+        P[i, k] = P[i, k] / s
+    return m, s
+
+
+@kernel(inline="always")
 def _mean(L):
     total = 0.0
     for i in range(L.shape[0]):
@@ -45,16 +59,8 @@ def _mean(L):
 @kernel(parallel=True)
 def softmax_rows(P, Z):
     """P[i] = exp(Z[i] - max Z[i]) / sum, row by row."""
-    B, K = Z.shape
-    for i in prange(B):
-        m = _row_max(Z, i)
-        s = 0.0
-        for k in range(K):
-            e = math.exp(Z[i, k] - m)
-            P[i, k] = e
-            s += e
-        for k in range(K):
-            P[i, k] = P[i, k] / s
+    for i in prange(Z.shape[0]):
+        _softmax_row(P, Z, i)
 
 
 @kernel(parallel=True)
@@ -73,16 +79,9 @@ def cross_entropy(L, Z, T):
 @kernel(parallel=True)
 def softmax_cross_entropy_forward(P, L, Z, T):
     """softmax_rows and cross_entropy in one pass over Z; returns the mean loss."""
-    B, K = Z.shape
+    B = Z.shape[0]
     for i in prange(B):
-        m = _row_max(Z, i)
-        s = 0.0
-        for k in range(K):
-            e = math.exp(Z[i, k] - m)
-            P[i, k] = e
-            s += e
-        for k in range(K):
-            P[i, k] = P[i, k] / s
+        m, s = _softmax_row(P, Z, i)
         L[i] = _row_loss(Z, T, i, m, math.log(s))
     return _mean(L[:B])
 
