@@ -278,6 +278,37 @@ class Prepared:
     std: float
 
 
+def pixel_subset(rows, cols, crop=0, center=None, drop=0.0, seed=0):
+    """Indices of the pixels to keep (row-major), or None for all of them.
+
+    crop: remove a border `crop` pixels wide; center: keep only the central center x center
+    square; drop: then remove a fixed random fraction of the remaining positions, the same
+    for every image, chosen by `seed`. Raises ValueError for impossible combinations.
+    """
+    if not 0 <= crop <= (min(rows, cols) - 1) // 2:
+        raise ValueError(f"crop must be between 0 and {(min(rows, cols) - 1) // 2}, got {crop}")
+    if center is not None and not 1 <= center <= min(rows, cols):
+        raise ValueError(f"center must be between 1 and {min(rows, cols)}, got {center}")
+    if crop and center is not None:
+        raise ValueError("crop and center cannot be combined: choose one")
+    if not 0.0 <= drop < 1.0:
+        raise ValueError(f"drop-pixels must be in [0, 1), got {drop}")
+    if crop == 0 and center is None and drop == 0.0:
+        return None
+    r0, r1, c0, c1 = crop, rows - crop, crop, cols - crop
+    if center is not None:
+        r0, c0 = (rows - center) // 2, (cols - center) // 2
+        r1, c1 = r0 + center, c0 + center
+    grid = np.arange(rows * cols).reshape(rows, cols)[r0:r1, c0:c1].ravel()
+    if drop > 0:
+        keep = grid.size - int(round(drop * grid.size))
+        if keep < 1:
+            raise ValueError(f"drop-pixels {drop} leaves no pixel")
+        chosen = np.random.default_rng(seed).permutation(grid.size)[:keep]
+        grid = grid[np.sort(chosen)]
+    return grid
+
+
 def one_hot(labels, classes, dtype):
     t = np.zeros((len(labels), classes), dtype=dtype)
     t[np.arange(len(labels)), labels] = 1

@@ -1,63 +1,86 @@
-"""A serial multilayer perceptron: dense layers with activations and a softmax
-cross-entropy head, parameters in one flat vector, buffers allocated once.
+"""A network built from a graph (fastmlp.graph): parameters in one flat vector,
+buffers allocated once for the largest batch, forward in topological order and
+backward in the reverse order.
 
-Shapes: B batch (at most max_batch), D inputs, H_l units of layer l, K classes.
-Layer l holds W[H_l, H_{l-1}] (one row per unit) and b[H_l], both views into `params`;
-their gradients are the matching views into `grads`, so an optimizer updates the whole
-network with one kernel call.
+Shapes: B batch (at most max_batch), D input width, K classes; each node's output is
+[B, width]. A dense node holds W[units, fan_in] (one row per unit) and b[units], views
+into `params`; dW and db are the matching views into `grads`, so an optimizer updates the
+whole network with one kernel call.
 """
 import numpy as np
 
+from fastmlp import graph as G
 from fastmlp import kernels as K
 
 INITS = ("book", "glorot", "he")
 
 
 class Network:
-    def __init__(self, sizes, activations, max_batch, dtype=np.float32, init="book", seed=0):
-        """sizes: [D, H_1, ..., K]; activations: one name per hidden layer."""
-        sizes = [int(s) for s in sizes]
-        activations = list(activations)
-        if len(sizes) < 2:
-            raise ValueError("a network needs at least an input and an output size")
-        if len(activations) != len(sizes) - 2:
-            raise ValueError(f"{len(sizes) - 2} hidden layers but {len(activations)} activations")
-        for name in activations:
-            if name not in K.ACTIVATIONS:
-                raise ValueError(f"unknown activation {name!r} (known: {', '.join(K.ACTIVATIONS)})")
+    def __init__(self, nodes, input_width, classes, max_batch, dtype=np.float32, init="book", seed=0):
         if init not in INITS:
             raise ValueError(f"unknown initialisation {init!r} (known: {', '.join(INITS)})")
-        self.sizes, self.activations = sizes, activations
-        self.kinds = [K.ACTIVATIONS[a] for a in activations]
-        self.dtype, self.max_batch = np.dtype(dtype), int(max_batch)
+        self.order, self.width = G.check(nodes, input_width, classes)
+        self.dtype, self.max_batch, self.seed = np.dtype(dtype), int(max_batch), int(seed)
+        self.head = next(n for n in self.order if n.type == "head")
+        self.index = {n.name: i for i, n in enumerate(self.order)}  # dropout key "node"
+        self.dense = [n for n in self.order if n.type == "dense"]
 
-        shapes = list(zip(sizes[1:], sizes[:-1]))  # (H, D) per layer
-        total = sum(h * d + h for h, d in shapes)
+        # Parameters: one flat vector, views per dense node.
+        sizes = [(n.units, self.width[n.inputs[0]]) for n in self.dense]
+        total = sum(h * d + h for h, d in sizes)
         self.params = np.empty(total, self.dtype)
         self.grads = np.zeros(total, self.dtype)
-        self.W, self.b, self.dW, self.db = [], [], [], []
+        self.W, self.b, self.dW, self.db, self.W_flat, self.dW_flat = [], [], [], [], [], []
         offset = 0
-        for h, d in shapes:
-            for flat, ws, bs in ((self.params, self.W, self.b), (self.grads, self.dW, self.db)):
-                ws.append(flat[offset:offset + h * d].reshape(h, d))
-                bs.append(flat[offset + h * d:offset + h * d + h])
+        for h, d in sizes:
+            self.W_flat.append(self.params[offset:offset + h * d])
+            self.dW_flat.append(self.grads[offset:offset + h * d])
+            self.W.append(self.W_flat[-1].reshape(h, d))
+            self.dW.append(self.dW_flat[-1].reshape(h, d))
+            self.b.append(self.params[offset + h * d:offset + h * d + h])
+            self.db.append(self.grads[offset + h * d:offset + h * d + h])
             offset += h * d + h
+        self.layer = {n.name: i for i, n in enumerate(self.dense)}
         self.initialize(init, seed)
 
-        # Buffers for the largest batch; steps use views of their first B rows.
+        # Which nodes need a gradient: those with parameters at or above them.
+        self.needs_grad = {G.INPUT: False}
+        for n in self.order:
+            self.needs_grad[n.name] = n.type == "dense" or any(self.needs_grad[i] for i in n.inputs)
+        edges = {}
+        for n in self.order:
+            for i in n.inputs:
+                edges[i] = edges.get(i, 0) + 1
+
         B = self.max_batch
-        self.x = np.empty((B, sizes[0]), self.dtype)           # gathered input batch
-        self.t = np.empty((B, sizes[-1]), self.dtype)          # gathered targets
-        self.Z = [np.empty((B, h), self.dtype) for h, _ in shapes]   # pre-activations
-        self.A = [np.empty((B, h), self.dtype) for h, _ in shapes[:-1]]  # activations
-        self.dZ = [np.empty((B, h), self.dtype) for h, _ in shapes]  # dA, then dZ in place
-        self.P = np.empty((B, sizes[-1]), self.dtype)          # softmax output
-        self.L = np.empty(B, self.dtype)                       # per-row losses
+        buf = lambda name: np.empty((B, self.width[name]), self.dtype)
+        self.x = buf(G.INPUT)                               # gathered input batch
+        self.t = np.empty((B, classes), self.dtype)         # gathered targets
+        self.out = {n.name: buf(n.name) for n in self.order if n.type not in ("head",)}
+        self.mask = {n.name: buf(n.name) for n in self.order if n.type == "dropout"}
+        self.grad = {n.name: buf(n.name) for n in self.order if n.type != "head" and self.needs_grad[n.name]}
+        # A node read by several others sums their gradients: the first writes into
+        # grad[name], the others into acc[name], added in the fixed reverse order.
+        self.acc = {name: buf(name) for name in self.grad if edges.get(name, 0) > 1}
+        self.P = np.empty((B, classes), self.dtype)        # softmax output
+        self.L = np.empty(B, self.dtype)                    # per-row losses
+        self._no_dx = np.empty((0, 1), self.dtype)
+        self._arrivals = {}
+        self.values = {}
+
+    @classmethod
+    def serial(cls, sizes, activations, max_batch, dtype=np.float32, init="book", seed=0,
+               input_dropout=0.0, dropout=0.0):
+        """sizes = [D, H_1, ..., K] with one activation name per hidden layer."""
+        if len(activations) != len(sizes) - 2:
+            raise ValueError(f"{len(sizes) - 2} hidden layers but {len(activations)} activations")
+        nodes = G.serial(sizes[1:-1], activations, input_dropout, dropout, sizes[-1])
+        return cls(nodes, sizes[0], sizes[-1], max_batch, dtype, init, seed)
 
     def initialize(self, init, seed):
         """book: W and b ~ N(0, 1/(fan_in + 1)), as Perrotta's initialize_weights (the bias
         is his extra input row); glorot: W ~ U(+-sqrt(6/(fan_in+fan_out))), b = 0;
-        he: W ~ N(0, 2/fan_in), b = 0."""
+        he: W ~ N(0, 2/fan_in), b = 0. Dense nodes are drawn in topological order."""
         rng = np.random.default_rng(seed)
         for W, b in zip(self.W, self.b):
             h, d = W.shape
@@ -73,38 +96,103 @@ class Network:
                 W[...] = rng.standard_normal((h, d)) * np.sqrt(2.0 / d)
                 b[...] = 0
 
-    @property
-    def layers(self):
-        return len(self.W)
-
-    def forward(self, x):
-        """Logits for the batch x[B, D] (B <= max_batch); returns a view of Z[-1]."""
+    def forward(self, x, training=False, step=0):
+        """Logits for the batch x[B, D] (B <= max_batch). With training=True, dropout nodes
+        draw their masks from the key (seed, step, node); otherwise they pass data through."""
         B = x.shape[0]
-        a = x
-        for l in range(self.layers):
-            z = self.Z[l][:B]
-            K.dense_forward(z, a, self.W[l], self.b[l])
-            if l < self.layers - 1:
-                K.activation_forward(self.A[l][:B], z, self.kinds[l])
-                a = self.A[l][:B]
-        return self.Z[-1][:B]
+        v = self.values
+        v[G.INPUT] = x
+        for n in self.order:
+            if n.type == "head":
+                continue
+            y = self.out[n.name][:B]
+            a = v[n.inputs[0]]
+            if n.type == "dense":
+                l = self.layer[n.name]
+                K.dense_forward(y, a, self.W[l], self.b[l])
+            elif n.type == "activation":
+                K.activation_forward(y, a, K.ACTIVATIONS[n.function])
+            elif n.type == "dropout":
+                if not (training and n.rate > 0):
+                    v[n.name] = a
+                    continue
+                K.dropout_forward(y, self.mask[n.name][:B], a, n.rate, self.seed, step, self.index[n.name])
+            elif n.type == "add":
+                np.add(a, v[n.inputs[1]], out=y)
+                for i in n.inputs[2:]:
+                    np.add(y, v[i], out=y)
+            elif n.type == "concat":
+                o = 0
+                for i in n.inputs:
+                    w = self.width[i]
+                    y[:, o:o + w] = v[i]
+                    o += w
+            v[n.name] = y
+        return v[self.head.inputs[0]]
 
-    def loss_and_backward(self, x, t):
-        """Mean cross-entropy of the batch just run through forward(x); fills grads."""
-        B = x.shape[0]
-        loss = K.softmax_cross_entropy_forward(self.P[:B], self.L[:B], self.Z[-1][:B], t)
-        K.softmax_cross_entropy_backward(self.dZ[-1][:B], self.P[:B], t)
-        for l in range(self.layers - 1, -1, -1):
-            a_prev = x if l == 0 else self.A[l - 1][:B]
-            dA_prev = self.dZ[l - 1][:B] if l > 0 else self.x[:0]  # layer 0 skips dX
-            K.dense_backward(dA_prev, self.dW[l], self.db[l], self.dZ[l][:B], a_prev, self.W[l], l > 0)
-            if l > 0:
-                K.activation_backward(dA_prev, dA_prev, self.Z[l - 1][:B], self.A[l - 1][:B], self.kinds[l - 1])
+    def _dest(self, name, B):
+        """Where the next gradient contribution for node `name` is written."""
+        return (self.grad if self._arrivals.get(name, 0) == 0 else self.acc)[name][:B]
+
+    def _arrived(self, name, B):
+        if self._arrivals.get(name, 0) > 0:
+            g = self.grad[name][:B]
+            np.add(g, self.acc[name][:B], out=g)
+        self._arrivals[name] = self._arrivals.get(name, 0) + 1
+
+    def loss_and_backward(self, t, training=True):
+        """Mean cross-entropy of the batch just run through forward(); fills grads.
+        Walks the forward order in reverse, each node calling its backward kernel."""
+        v = self.values
+        logits_name = self.head.inputs[0]
+        B = v[G.INPUT].shape[0]
+        loss = K.softmax_cross_entropy_forward(self.P[:B], self.L[:B], v[logits_name], t)
+        self._arrivals.clear()
+        K.softmax_cross_entropy_backward(self._dest(logits_name, B), self.P[:B], t)
+        self._arrived(logits_name, B)
+        for n in reversed(self.order):
+            if n.type == "head" or not self.needs_grad[n.name]:
+                continue
+            dy = self.grad[n.name][:B]
+            ins = [i for i in n.inputs if self.needs_grad[i]]
+            if n.type == "dense":
+                l, u = self.layer[n.name], n.inputs[0]
+                want = self.needs_grad[u]
+                dx = self._dest(u, B) if want else self._no_dx
+                K.dense_backward(dx, self.dW[l], self.db[l], dy, v[u], self.W[l], want)
+            elif n.type == "activation" and ins:
+                K.activation_backward(self._dest(ins[0], B), dy, v[ins[0]], v[n.name], K.ACTIVATIONS[n.function])
+            elif n.type == "dropout" and ins:
+                if training and n.rate > 0:
+                    K.dropout_backward(self._dest(ins[0], B), dy, self.mask[n.name][:B])
+                else:
+                    np.copyto(self._dest(ins[0], B), dy)
+            elif n.type == "add":
+                for i in ins:
+                    np.copyto(self._dest(i, B), dy)
+                    self._arrived(i, B)
+                continue
+            elif n.type == "concat":
+                o = 0
+                for i in n.inputs:
+                    w = self.width[i]
+                    if self.needs_grad[i]:
+                        np.copyto(self._dest(i, B), dy[:, o:o + w])
+                        self._arrived(i, B)
+                    o += w
+                continue
+            for i in ins:
+                self._arrived(i, B)
         return loss
 
     def predict(self, X):
-        """Class indices for X[N, D], in chunks of max_batch."""
+        """Class indices for X[N, D], in chunks of max_batch, dropout off."""
         out = np.empty(X.shape[0], np.int64)
         for s in range(0, X.shape[0], self.max_batch):
             out[s:s + self.max_batch] = self.forward(X[s:s + self.max_batch]).argmax(axis=1)
         return out
+
+    def weight_stats(self):
+        """Per dense node: mean |W|, RMS of W and max |W| (biases excluded)."""
+        return [dict(layer=n.name, mean_abs=float(np.abs(W).mean()), rms=float(np.sqrt((W.astype(np.float64) ** 2).mean())),
+                     max_abs=float(np.abs(W).max())) for n, W in zip(self.dense, self.W)]

@@ -5,30 +5,59 @@ over buffers the network allocated once; evaluate() reports accuracy on the vali
 half, the test half and the full test set.
 """
 import dataclasses
+import math
 import time
 
 import numba
 import numpy as np
 
-from fastmlp.data import prepare, split_accuracies
-from fastmlp.network import Network
+from fastmlp import graph as G
 from fastmlp import kernels as K
+from fastmlp import optim
+from fastmlp.data import pixel_subset, prepare, split_accuracies
+from fastmlp.network import INITS, Network
+
+SCHEDULES = ("constant", "step", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
+    # Network: a serial stack from hidden/activation/dropout, or an explicit graph.
     hidden: tuple = (100,)
     activation: tuple = ("sigmoid",)   # one name, or one per hidden layer
+    input_dropout: float = 0.0
+    dropout: float = 0.0
+    graph: tuple | None = None         # fastmlp.graph.Node tuple; replaces the four above
+    init: str = "book"
+    # Optimisation.
     epochs: int = 10
     batch_size: int = 256
+    batch_ramp: int | None = None      # start at this batch size, double each epoch
     lr: float = 1.0
-    seed: int = 0
+    lr_schedule: str = "constant"
+    lr_step: int = 10                  # "step": multiply by lr_gamma every lr_step epochs
+    lr_gamma: float = 0.5
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    nesterov: bool = False
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0          # L2 on weights (not biases)
+    max_norm: float | None = None      # cap on each unit's incoming weight norm
+    # Data.
     standardize: bool = True
     shuffle: bool = True
+    limit: int | None = None           # train on the first `limit` images only
+    crop: int = 0
+    center: int | None = None
+    drop_pixels: float = 0.0
+    pixel_seed: int = 0
+    # Running.
+    seed: int = 0
     dtype: str = "float32"
-    threads: int | None = None        # None: Numba's default (all cores)
-    init: str = "book"
-    limit: int | None = None          # train on the first `limit` images only
+    threads: int | None = None         # None: Numba's default (all cores)
+    weight_stats: bool = False
 
     def activations(self):
         acts = tuple(self.activation)
@@ -38,35 +67,70 @@ class TrainConfig:
             raise ValueError(f"{len(acts)} activations given for {len(self.hidden)} hidden layers")
         return acts
 
+    def nodes(self, classes):
+        if self.graph is not None:
+            return tuple(self.graph)
+        return G.serial(self.hidden, self.activations(), self.input_dropout, self.dropout, classes)
+
     def validate(self):
         """Raise ValueError with a one-line message for a configuration that cannot run."""
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"learning rate must be positive, got {self.lr}")
-        if any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden sizes must be positive, got {list(self.hidden)}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
-        if self.threads is not None and not 1 <= self.threads <= numba.config.NUMBA_NUM_THREADS:
-            raise ValueError(f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {self.threads}")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be at least 1, got {self.limit}")
-        for a in self.activations():
-            if a not in K.ACTIVATIONS:
-                raise ValueError(f"unknown activation {a!r} (known: {', '.join(K.ACTIVATIONS)})")
+        def need(ok, message):
+            if not ok:
+                raise ValueError(message)
+        need(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
+        need(self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}")
+        need(self.batch_ramp is None or 1 <= self.batch_ramp <= self.batch_size,
+             f"batch ramp must be between 1 and the batch size {self.batch_size}, got {self.batch_ramp}")
+        need(self.lr > 0, f"learning rate must be positive, got {self.lr}")
+        need(self.lr_schedule in SCHEDULES, f"lr schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
+        need(self.lr_step >= 1, f"lr step must be at least 1, got {self.lr_step}")
+        need(0 < self.lr_gamma <= 1, f"lr gamma must be in (0, 1], got {self.lr_gamma}")
+        need(self.optimizer in optim.OPTIMIZERS, f"unknown optimizer {self.optimizer!r} (known: {', '.join(optim.OPTIMIZERS)})")
+        need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1 and beta2 must be in [0, 1)")
+        need(self.eps > 0, f"eps must be positive, got {self.eps}")
+        need(self.weight_decay >= 0, f"weight decay must be non-negative, got {self.weight_decay}")
+        need(self.max_norm is None or self.max_norm > 0, f"max norm must be positive, got {self.max_norm}")
+        need(0 <= self.input_dropout < 1, f"input dropout must be in [0, 1), got {self.input_dropout}")
+        need(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
+        need(all(h >= 1 for h in self.hidden), f"hidden sizes must be positive, got {list(self.hidden)}")
+        need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype}")
+        need(self.init in INITS, f"unknown initialisation {self.init!r} (known: {', '.join(INITS)})")
+        need(self.threads is None or 1 <= self.threads <= numba.config.NUMBA_NUM_THREADS,
+             f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {self.threads}")
+        need(self.limit is None or self.limit >= 1, f"limit must be at least 1, got {self.limit}")
+        if self.graph is None:
+            for a in self.activations():
+                need(a in K.ACTIVATIONS, f"unknown activation {a!r} (known: {', '.join(K.ACTIVATIONS)})")
+        pixel_subset(28, 28, self.crop, self.center, self.drop_pixels, self.pixel_seed)
+
+    def batch_for_epoch(self, epoch):
+        if self.batch_ramp is None:
+            return self.batch_size
+        return min(self.batch_size, self.batch_ramp * 2 ** (epoch - 1))
+
+    def lr_for_epoch(self, epoch):
+        if self.lr_schedule == "step":
+            return self.lr * self.lr_gamma ** ((epoch - 1) // self.lr_step)
+        if self.lr_schedule == "cosine":
+            return self.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / self.epochs))
+        return self.lr
 
 
 def build_network(config, inputs, classes):
-    return Network([inputs, *config.hidden, classes], config.activations(),
-                   max_batch=config.batch_size, dtype=config.dtype, init=config.init, seed=config.seed)
+    return Network(config.nodes(classes), inputs, classes, max_batch=config.batch_size,
+                   dtype=config.dtype, init=config.init, seed=config.seed)
 
 
 def evaluate(network, prepared):
     """(validation, test, full) accuracy in percent."""
     return split_accuracies(network.predict(prepared.test_x), prepared.test_y)
+
+
+def prepare_for(config, dataset):
+    pixels = pixel_subset(dataset.rows, dataset.cols, config.crop, config.center,
+                          config.drop_pixels, config.pixel_seed)
+    return prepare(dataset, config.standardize, config.dtype, config.limit, pixels)
 
 
 def train(config, dataset, on_epoch=None, on_step=None):
@@ -75,24 +139,29 @@ def train(config, dataset, on_epoch=None, on_step=None):
     on_step(done, total) is called after every mini-batch; on_epoch(record) after every
     epoch with a dict: epoch, loss (mean training loss over the epoch's mini-batches),
     val_acc, test_acc, full_acc (percent), seconds (training time of the epoch, without
-    evaluation), samples_per_s, and in the first record compile_seconds (compiling or
-    loading the kernels, before the first step). Returns (network, list of records).
+    evaluation), samples_per_s, batch_size, lr, weight_stats (when asked for), and in the
+    first record compile_seconds (compiling or loading the kernels, before the first step).
+    Returns (network, list of records).
     """
     config.validate()
     if config.threads is not None:
         numba.set_num_threads(config.threads)
-    prepared = prepare(dataset, config.standardize, config.dtype, config.limit)
+    prepared = prepare_for(config, dataset)
     n, d = prepared.train_x.shape
     network = build_network(config, d, dataset.classes)
+    optimizer = optim.make(config.optimizer, network.params.size, network.dtype, momentum=config.momentum,
+                           nesterov=config.nesterov, beta1=config.beta1, beta2=config.beta2, eps=config.eps)
     compile_start = time.perf_counter()
     K.warmup(network.dtype)
     compile_seconds = time.perf_counter() - compile_start
     rng = np.random.default_rng(config.seed)
-    bs = config.batch_size
-    steps = (n + bs - 1) // bs
     order = np.arange(n)
     records = []
+    step_count = 0
     for epoch in range(1, config.epochs + 1):
+        bs = config.batch_for_epoch(epoch)
+        lr = config.lr_for_epoch(epoch)
+        steps = (n + bs - 1) // bs
         if config.shuffle:
             order = rng.permutation(n)
         start = time.perf_counter()
@@ -105,15 +174,24 @@ def train(config, dataset, on_epoch=None, on_step=None):
                 np.take(prepared.train_t, order[lo:hi], axis=0, out=t)
             else:  # the book's order: contiguous slices, no copy
                 x, t = prepared.train_x[lo:hi], prepared.train_t[lo:hi]
-            network.forward(x)
-            total_loss += network.loss_and_backward(x, t) * (hi - lo)
-            K.sgd_step(network.params, network.grads, config.lr)
+            network.forward(x, training=True, step=step_count)
+            total_loss += network.loss_and_backward(t) * (hi - lo)
+            if config.weight_decay > 0:
+                for W, dW in zip(network.W_flat, network.dW_flat):
+                    K.weight_decay(dW, W, config.weight_decay)
+            optimizer.step(network.params, network.grads, lr)
+            if config.max_norm is not None:
+                for W in network.W:
+                    K.max_norm(W, config.max_norm)
+            step_count += 1
             if on_step:
                 on_step(step + 1, steps)
         seconds = time.perf_counter() - start
         val, test, full = evaluate(network, prepared)
         record = dict(epoch=epoch, loss=total_loss / n, val_acc=val, test_acc=test, full_acc=full,
-                      seconds=seconds, samples_per_s=n / seconds)
+                      seconds=seconds, samples_per_s=n / seconds, batch_size=bs, lr=lr)
+        if config.weight_stats:
+            record["weight_stats"] = network.weight_stats()
         if epoch == 1:
             record["compile_seconds"] = compile_seconds
         records.append(record)

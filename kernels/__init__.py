@@ -7,14 +7,14 @@ from ._jit import cache_dirs as _cache_dirs
 from .activations import ACTIVATIONS, activation_backward, activation_forward
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
-from .optim import adam_step, momentum_step, sgd_step
+from .optim import adam_step, max_norm, momentum_step, sgd_step, weight_decay
 from .softmax import (cross_entropy, softmax_cross_entropy_backward,
                       softmax_cross_entropy_forward, softmax_rows)
 
 __all__ = [
     "ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "activation_backward", "activation_forward",
     "adam_step", "cross_entropy", "dense_backward", "dense_forward", "dropout_backward",
-    "dropout_forward", "momentum_step", "sgd_step",
+    "dropout_forward", "max_norm", "momentum_step", "sgd_step", "weight_decay",
     "softmax_cross_entropy_backward", "softmax_cross_entropy_forward", "softmax_rows",
 ]
 
@@ -24,7 +24,7 @@ def cache_dirs():
     that is writable, else a per-user directory; NUMBA_CACHE_DIR overrides both."""
     return _cache_dirs([activation_backward, activation_forward, adam_step, cross_entropy,
                         dense_backward, dense_forward, dropout_backward, dropout_forward,
-                        momentum_step, sgd_step, softmax_cross_entropy_backward,
+                        max_norm, momentum_step, sgd_step, weight_decay, softmax_cross_entropy_backward,
                         softmax_cross_entropy_forward, softmax_rows])
 
 
@@ -45,4 +45,10 @@ def warmup(dtype):
     cross_entropy(np.empty(2, dtype), y, t)
     softmax_cross_entropy_forward(np.empty_like(y), np.empty(2, dtype), y, t)
     softmax_cross_entropy_backward(y, y, t)
+    dropout_forward(y, np.empty_like(y), y, 0.5, 0, 0, 0)
+    dropout_backward(y, y, y)
     sgd_step(b, b, 0.5)
+    momentum_step(b, np.zeros_like(b), b, 0.5, 0.9, False)
+    adam_step(b, np.zeros_like(b), np.zeros_like(b), b, 0.5, 0.9, 0.999, 1e-8, 1)
+    weight_decay(b, b, 0.5)
+    max_norm(w, 1.0)

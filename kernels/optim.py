@@ -1,7 +1,8 @@
 """Optimizer updates, in place, on flat parameter vectors.
 
 Shapes: N parameters.  p[N] parameters, g[N] gradients (a network keeps all its
-parameters in one flat vector, so one call updates every layer).
+parameters in one flat vector, so one call updates every layer); max_norm works on
+one layer's W[H, D].
 """
 import math
 
@@ -37,3 +38,26 @@ def adam_step(p, m, v, g, lr, beta1, beta2, eps, t):
         m[n] = beta1 * m[n] + (1.0 - beta1) * g[n]
         v[n] = beta2 * v[n] + (1.0 - beta2) * g[n] * g[n]
         p[n] -= lr * (m[n] / c1) / (math.sqrt(v[n] / c2) + eps)
+
+
+@kernel(parallel=True)
+def weight_decay(g, p, decay):
+    """L2 weight decay folded into the gradient: g += decay * p."""
+    for n in prange(p.shape[0]):
+        g[n] += decay * p[n]
+
+
+@kernel(parallel=True)
+def max_norm(W, c):
+    """Rescale each row of W[H, D] (one unit's incoming weights) whose Euclidean norm
+    exceeds c to norm exactly c; rows within the bound are left untouched."""
+    H, D = W.shape
+    for j in prange(H):
+        s = 0.0
+        for k in range(D):
+            s += W[j, k] * W[j, k]
+        norm = math.sqrt(s)
+        if norm > c:
+            scale = c / norm
+            for k in range(D):
+                W[j, k] *= scale

@@ -105,6 +105,17 @@ def adam_step(p, m, v, g, lr, beta1, beta2, eps, t):
     return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
 
 
+def weight_decay(g, p, decay):
+    g, p = _f64(g, p)
+    return g + decay * p
+
+
+def max_norm(W, c):
+    (W,) = _f64(W)
+    norms = np.sqrt((W * W).sum(axis=1, keepdims=True))
+    return np.where(norms > c, W * (c / np.where(norms > 0, norms, 1.0)), W)
+
+
 # --- dropout --------------------------------------------------------------------------
 _M64 = (1 << 64) - 1
 
