@@ -25,7 +25,9 @@ def test_wheel_builds_installs_and_runs(tmp_path):
     assert not any(n.startswith(("kernels/", "cli/", "tests/")) for n in names), "mapped packages leaked top-level"
 
     prefix = tmp_path / "prefix"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
+    # --ignore-installed: without it pip would first uninstall the editable install of
+    # this very environment.
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--ignore-installed",
                     "--prefix", str(prefix), str(wheel)], check=True, cwd=tmp_path)
     purelib = sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)})
     env = {**os.environ, "PYTHONPATH": purelib, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
