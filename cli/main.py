@@ -75,37 +75,77 @@ def main():
     """fastmlp: train multilayer perceptrons on MNIST-shaped data, fast."""
 
 
+def _fraction(ctx, param, value):
+    if value is not None and not 0 <= value < 1:
+        raise click.BadParameter(f"must be in [0, 1), got {value}")
+    return value
+
+
 @main.command()
-@click.option("--preset", type=click.Choice(["book"]), default=None,
-              help="Start from a named configuration; options given explicitly override it. "
-                   "book: 784-100-10 sigmoid, standardized, batch 256, lr 1, 10 epochs, no shuffle.")
+@click.option("--preset", type=click.Choice(["book", "book99", "deep"]), default=None,
+              help="Start from a named configuration; a --config file and explicit options override it. "
+                   "book: 784-100-10 sigmoid, batch 256, lr 1, 10 epochs, no shuffle; book99: 1200 sigmoid "
+                   "units, batch 600, lr 0.8, 100 epochs; deep: 1200-1200 shifted ReLU, dropout 0.2/0.5, "
+                   "Adam with cosine lr, batch ramp 32 -> 256, 30 epochs.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="TOML experiment file: TrainConfig keys and optional [[node]] graph tables.")
 @click.option("--hidden", callback=_int_list, metavar="N[,N...]", help="Hidden layer sizes.  [default: 100]")
 @click.option("--activation", callback=_activation_list, metavar="NAME[,NAME...]",
               help="Hidden activation, one for all layers or one per layer: identity, sigmoid, "
                    "tanh, relu, shifted_relu.  [default: sigmoid]")
+@click.option("--input-dropout", type=float, callback=_fraction, help="Dropout rate on the input pixels.  [default: 0]")
+@click.option("--dropout", type=float, callback=_fraction, help="Dropout rate after each hidden layer.  [default: 0]")
+@click.option("--init", type=click.Choice(["book", "glorot", "he"]), help="Weight initialisation.  [default: book]")
 @click.option("--epochs", type=int, callback=_positive_int, help="Passes over the training set.  [default: 10]")
-@click.option("--batch-size", type=int, callback=_positive_int, help="Mini-batch size.  [default: 256]")
+@click.option("--batch-size", type=int, callback=_positive_int, help="Mini-batch size (the largest, with a ramp).  [default: 256]")
+@click.option("--batch-ramp", type=int, callback=_positive_int, metavar="START",
+              help="Start at batch size START and double it every epoch until --batch-size.")
 @click.option("--lr", type=float, callback=_positive_float, help="Learning rate.  [default: 1.0]")
-@click.option("--seed", type=int, help="Seed for initialisation and shuffling.  [default: 0]")
+@click.option("--lr-schedule", type=click.Choice(["constant", "step", "cosine"]),
+              help="Learning rate per epoch: constant; step (times --lr-gamma every --lr-step epochs); "
+                   "cosine (from --lr down towards 0).  [default: constant]")
+@click.option("--lr-step", type=int, callback=_positive_int, help="Epochs between steps of the step schedule.  [default: 10]")
+@click.option("--lr-gamma", type=float, callback=_positive_float, help="Factor of the step schedule.  [default: 0.5]")
+@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), help="Update rule.  [default: sgd]")
+@click.option("--momentum", type=float, callback=_fraction, help="Momentum coefficient.  [default: 0.9]")
+@click.option("--nesterov/--no-nesterov", default=None, help="Nesterov's variant of momentum.  [default: off]")
+@click.option("--weight-decay", type=float, help="L2 weight decay on weights (not biases).  [default: 0]")
+@click.option("--max-norm", type=float, callback=_positive_float, help="Cap on each unit's incoming weight norm.")
 @click.option("--standardize/--no-standardize", default=None,
               help="Standardize pixels with the training set's mean and deviation (the book's "
                    "way), or scale them to [0, 1].  [default: standardize]")
 @click.option("--shuffle/--no-shuffle", default=None,
               help="Shuffle the training set every epoch (the book does not).  [default: shuffle]")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), help="Floating-point type.  [default: float32]")
-@click.option("--init", type=click.Choice(["book", "glorot", "he"]), help="Weight initialisation.  [default: book]")
-@click.option("--threads", type=int, callback=_positive_int, help="Numba threads.  [default: all cores]")
 @click.option("--limit", type=int, callback=_positive_int, help="Train on the first N training images only.")
+@click.option("--crop", type=int, help="Remove an N-pixel border from every image (0-13).  [default: 0]")
+@click.option("--center", type=int, help="Keep only the central K x K pixels (1-28).")
+@click.option("--drop-pixels", type=float, help="Remove a fixed random fraction F in [0, 1) of pixel positions.  [default: 0]")
+@click.option("--pixel-seed", type=int, help="Seed choosing the dropped pixel positions.  [default: 0]")
+@click.option("--seed", type=int, help="Seed for initialisation, shuffling and dropout.  [default: 0]")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), help="Floating-point type.  [default: float32]")
+@click.option("--threads", type=int, callback=_positive_int, help="Numba threads.  [default: all cores]")
+@click.option("--weight-stats", is_flag=True, default=None, help="Report mean |W|, RMS and max |W| of every layer each epoch.")
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Directory holding the four IDX files (else $FASTMLP_DATA_DIR, else the download cache).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per epoch and a final summary on stdout, nothing else.")
-def train(preset, as_json, data_dir, **options):
+def train(preset, config_file, as_json, data_dir, **options):
     """Train a network and report validation / test / full accuracy every epoch."""
     from fastmlp import PRESETS, DataError, TrainConfig, load
+    from fastmlp import config as C
     from fastmlp.train import train as run
 
     values = dict(PRESETS[preset]) if preset else {}
-    values.update({k: v for k, v in options.items() if v is not None})
+    if config_file:
+        try:
+            values.update(C.read(config_file))
+        except C.ConfigError as e:
+            raise click.UsageError(str(e)) from None
+    explicit = {k: v for k, v in options.items() if v is not None}
+    if values.get("graph") is not None:
+        clash = sorted(set(explicit) & {"hidden", "activation", "input_dropout", "dropout"})
+        if clash:
+            raise click.UsageError(f"--{clash[0].replace('_', '-')} cannot be combined with a [[node]] graph")
+    values.update(explicit)
     config = TrainConfig(**values)
     try:
         config.validate()
@@ -134,10 +174,17 @@ def train(preset, as_json, data_dir, **options):
     def on_epoch(r):
         if as_json:
             click.echo(json.dumps({k: _plain(v) for k, v in r.items()}))
-        else:
-            click.echo(f"epoch {r['epoch']:3d}  loss {r['loss']:.4f}  val {r['val_acc']:.2f}%  "
-                       f"test {r['test_acc']:.2f}%  full {r['full_acc']:.2f}%  "
-                       f"{r['seconds']:.2f}s  {r['samples_per_s']:,.0f} samples/s")
+            return
+        line = (f"epoch {r['epoch']:3d}  loss {r['loss']:.4f}  val {r['val_acc']:.2f}%  "
+                f"test {r['test_acc']:.2f}%  full {r['full_acc']:.2f}%  "
+                f"{r['seconds']:.2f}s  {r['samples_per_s']:,.0f} samples/s")
+        if config.batch_ramp is not None:
+            line += f"  batch {r['batch_size']}"
+        if config.lr_schedule != "constant":
+            line += f"  lr {r['lr']:.3g}"
+        if "weight_stats" in r:
+            line += "  rms " + " ".join(f"{s['rms']:.3g}" for s in r["weight_stats"])
+        click.echo(line)
 
     started = time.perf_counter()
     _, records = run(config, dataset, on_epoch=on_epoch, on_step=on_step)
@@ -147,7 +194,7 @@ def train(preset, as_json, data_dir, **options):
                    seconds=sum(r["seconds"] for r in records),
                    samples_per_s=sum(r["samples_per_s"] for r in records) / len(records),
                    wall_seconds=time.perf_counter() - started,
-                   config={k: _plain(v) for k, v in vars(config).items()})
+                   config=config_dict(config))
     if as_json:
         click.echo(json.dumps(summary))
     else:
@@ -155,9 +202,18 @@ def train(preset, as_json, data_dir, **options):
                    f"full {last['full_acc']:.2f}%  ({summary['wall_seconds']:.1f}s wall)")
 
 
+def config_dict(config):
+    from fastmlp.graph import node_to_dict
+    d = {k: _plain(v) for k, v in vars(config).items() if k != "graph"}
+    d["graph"] = None if config.graph is None else [node_to_dict(n) for n in config.graph]
+    return d
+
+
 def _plain(v):
-    if isinstance(v, tuple):
-        return list(v)
+    if isinstance(v, (tuple, list)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
     if hasattr(v, "item"):
         return v.item()
     return v

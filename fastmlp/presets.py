@@ -5,4 +5,11 @@ PRESETS = {
     # softmax, standardized inputs, batch 256, lr 1, 10 epochs, no shuffling, his init.
     "book": dict(hidden=(100,), activation=("sigmoid",), standardize=True, batch_size=256,
                  lr=1.0, epochs=10, init="book", shuffle=False),
+    # The book's 99% exercise: 1200 sigmoid hidden units, batch 600, lr 0.8, 100 epochs.
+    "book99": dict(hidden=(1200,), activation=("sigmoid",), standardize=True, batch_size=600,
+                   lr=0.8, epochs=100, init="book", shuffle=False),
+    # Our best configuration for the full 10k test set (see BENCHMARKS.md for figures).
+    "deep": dict(hidden=(1200, 1200), activation=("shifted_relu",), input_dropout=0.2, dropout=0.5,
+                 init="he", optimizer="adam", lr=0.001, lr_schedule="cosine", epochs=30,
+                 batch_size=256, batch_ramp=32, standardize=True, shuffle=True),
 }

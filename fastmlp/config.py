@@ -1,0 +1,78 @@
+"""Experiment files: a TOML table of TrainConfig fields plus an optional graph.
+
+    epochs = 20
+    optimizer = "adam"
+    lr = 0.001
+
+    [[node]]
+    name = "h1"
+    type = "dense"
+    inputs = ["input"]
+    units = 256
+    ...
+
+Keys are TrainConfig's field names; `preset` names a preset to start from; each [[node]]
+table is a graph node (fastmlp.graph). Unknown keys and wrong types are errors naming the
+key. Values combine as: preset < file < command-line options.
+"""
+import dataclasses
+import tomllib
+
+from fastmlp import graph as G
+from fastmlp.presets import PRESETS
+from fastmlp.train import TrainConfig
+
+
+class ConfigError(ValueError):
+    """A bad experiment file; the message names the file and the key."""
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_TUPLES = {"hidden", "activation"}
+
+
+def read(path):
+    """The values an experiment file sets, as TrainConfig keyword arguments."""
+    try:
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    values = {}
+    preset = table.pop("preset", None)
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"{path}: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+        values.update(PRESETS[preset])
+    nodes = table.pop("node", None)
+    if nodes is not None:
+        if not isinstance(nodes, list):
+            raise ConfigError(f"{path}: 'node' must be an array of tables ([[node]])")
+        try:
+            values["graph"] = tuple(G.node_from_dict(d, i) for i, d in enumerate(nodes))
+        except G.GraphError as e:
+            raise ConfigError(f"{path}: {e}") from None
+    for key, value in table.items():
+        if key not in _FIELDS or key == "graph":
+            raise ConfigError(f"{path}: unknown key {key!r}")
+        if key in _TUPLES:
+            value = (value,) if isinstance(value, (str, int)) else value
+            if not isinstance(value, list | tuple):
+                raise ConfigError(f"{path}: {key!r} must be a value or a list")
+            value = tuple(value)
+        values[key] = _checked(path, key, value)
+    return values
+
+
+def _checked(path, key, value):
+    default = _FIELDS[key].default
+    kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
+    expected = type(default) if default is not None else None
+    if expected in kinds and (not isinstance(value, kinds[expected])
+                              or (expected is not bool and isinstance(value, bool))):
+        raise ConfigError(f"{path}: {key!r} must be {expected.__name__}, got {value!r}")
+    if expected is float:
+        value = float(value)
+    return value
