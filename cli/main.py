@@ -132,6 +132,7 @@ def train(preset, config_file, as_json, data_dir, **options):
     """Train a network and report validation / test / full accuracy every epoch."""
     from fastmlp import PRESETS, DataError, TrainConfig, load
     from fastmlp import config as C
+    from fastmlp.graph import GraphError
     from fastmlp.train import train as run
 
     values = dict(PRESETS[preset]) if preset else {}
@@ -187,7 +188,10 @@ def train(preset, config_file, as_json, data_dir, **options):
         click.echo(line)
 
     started = time.perf_counter()
-    _, records = run(config, dataset, on_epoch=on_epoch, on_step=on_step)
+    try:
+        _, records = run(config, dataset, on_epoch=on_epoch, on_step=on_step)
+    except GraphError as e:  # raised while building the network, before the first step
+        raise click.UsageError(str(e)) from None
     last = records[-1]
     summary = dict(final=True, epochs=len(records), loss=last["loss"], val_acc=last["val_acc"],
                    test_acc=last["test_acc"], full_acc=last["full_acc"],

@@ -76,3 +76,80 @@ def test_data_command_verifies_official_files(mnist_dir):
 def test_cache_command_lists_the_kernel_cache():
     r = run(["cache"])
     assert r.exit_code == 0 and ("cached files" in r.output or "disabled" in r.output)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--crop", "14"], "crop must be between 0 and 13, got 14"),
+    (["--center", "29"], "center must be between 1 and 28, got 29"),
+    (["--drop-pixels", "1.0"], "drop-pixels must be in [0, 1)"),
+    (["--drop-pixels", "-0.5"], "drop-pixels must be in [0, 1)"),
+    (["--crop", "2", "--center", "8"], "cannot be combined"),
+    (["--dropout", "1"], "--dropout"),
+    (["--batch-ramp", "512", "--batch-size", "256"], "batch ramp must be between 1 and the batch size"),
+    (["--optimizer", "rmsprop"], "--optimizer"),
+    (["--config", "/no/such/file.toml"], "cannot read"),
+])
+def test_toolkit_usage_errors(args, needle):
+    r = run(["train", *args])
+    assert r.exit_code == 2, r.output
+    assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
+
+
+GRAPH_TOML = """
+epochs = 5
+[[node]]
+name = "h"
+type = "dense"
+inputs = ["input"]
+units = 16
+[[node]]
+name = "act"
+type = "activation"
+inputs = ["h"]
+function = "relu"
+[[node]]
+name = "logits"
+type = "dense"
+inputs = ["act"]
+units = 10
+[[node]]
+name = "head"
+type = "head"
+inputs = ["logits"]
+"""
+
+
+def test_config_file_with_command_line_override(tmp_path, mnist_dir):
+    f = tmp_path / "exp.toml"
+    f.write_text(GRAPH_TOML)
+    r = run(["train", "--config", str(f), "--epochs", "1", "--limit", "500", "--weight-stats", "--json",
+             "--data-dir", mnist_dir])
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(lines) == 2 and lines[-1]["config"]["epochs"] == 1
+    assert [s["layer"] for s in lines[0]["weight_stats"]] == ["h", "logits"]
+    assert [n["name"] for n in lines[-1]["config"]["graph"]] == ["h", "act", "logits", "head"]
+
+
+def test_config_file_errors_exit_2(tmp_path):
+    f = tmp_path / "exp.toml"
+    f.write_text("epochs = 2\nbatchsize = 3\n")
+    r = run(["train", "--config", str(f)])
+    assert r.exit_code == 2 and "unknown key 'batchsize'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    g = tmp_path / "graph.toml"
+    g.write_text(GRAPH_TOML.replace('inputs = ["act"]', 'inputs = ["nothing"]'))
+    r = run(["train", "--config", str(g)])
+    assert r.exit_code == 2 and "node 'logits': input 'nothing' is not defined" in r.stderr
+    g.write_text(GRAPH_TOML)
+    r = run(["train", "--config", str(g), "--hidden", "10"])
+    assert r.exit_code == 2 and "--hidden cannot be combined with a [[node]] graph" in r.stderr
+
+
+def test_deep_features_from_the_command_line(mnist_dir):
+    r = run(["train", "--hidden", "32,32", "--activation", "relu,shifted_relu", "--input-dropout", "0.2",
+             "--dropout", "0.3", "--optimizer", "adam", "--lr", "0.002", "--batch-ramp", "16", "--batch-size", "64",
+             "--lr-schedule", "cosine", "--epochs", "3", "--limit", "2000", "--crop", "3", "--data-dir", mnist_dir])
+    assert r.exit_code == 0, r.output
+    lines = [l for l in r.output.splitlines() if l.startswith("epoch")]
+    assert [l.split("batch ")[1].split()[0] for l in lines] == ["16", "32", "64"]
+    assert "lr " in lines[0]
