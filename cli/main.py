@@ -7,6 +7,8 @@ import time
 
 import click
 
+from fastmlp.optim import OPTIMIZERS
+
 class Group(click.Group):
     """A group whose errors are one line (no usage banner, no traceback)."""
 
@@ -106,7 +108,7 @@ def _fraction(ctx, param, value):
                    "cosine (from --lr down towards 0).  [default: constant]")
 @click.option("--lr-step", type=int, callback=_positive_int, help="Epochs between steps of the step schedule.  [default: 10]")
 @click.option("--lr-gamma", type=float, callback=_positive_float, help="Factor of the step schedule.  [default: 0.5]")
-@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), help="Update rule.  [default: sgd]")
+@click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), help="Update rule.  [default: sgd]")
 @click.option("--momentum", type=float, callback=_fraction, help="Momentum coefficient.  [default: 0.9]")
 @click.option("--nesterov/--no-nesterov", default=None, help="Nesterov's variant of momentum.  [default: off]")
 @click.option("--weight-decay", type=float, help="L2 weight decay on weights (not biases).  [default: 0]")

@@ -153,3 +153,13 @@ def test_deep_features_from_the_command_line(mnist_dir):
     lines = [l for l in r.output.splitlines() if l.startswith("epoch")]
     assert [l.split("batch ")[1].split()[0] for l in lines] == ["16", "32", "64"]
     assert "lr " in lines[0]
+
+
+def test_readme_graph_example_trains(mnist_dir):
+    from conftest import ROOT
+    r = run(["train", "--config", str(ROOT / "examples" / "skip.toml"), "--epochs", "1", "--limit", "1000",
+             "--json", "--data-dir", mnist_dir])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout.splitlines()[-1])
+    assert any(n["type"] == "add" for n in summary["config"]["graph"])
+    assert summary["full_acc"] > 50.0

@@ -1,0 +1,71 @@
+"""The deep-networks issue's experiments, each printing a Markdown table.
+
+    python benchmarks/experiments.py crop   [--data-dir DIR]   # border crop 0..10 and centre 8x8
+    python benchmarks/experiments.py depth  [--data-dir DIR]   # 8 hidden layers: ReLU vs shifted ReLU
+    python benchmarks/experiments.py ramp   [--data-dir DIR]   # batch-size ramp vs fixed batch
+
+crop uses the book network (784-100-10 sigmoid, batch 256, lr 1, 10 epochs, no shuffle) on
+the cropped inputs. depth trains 8 hidden layers of 100 units with He initialisation, SGD
+lr 0.05, batch 64, 10 epochs, and reports each layer's weight RMS after training. ramp
+trains the deep preset's network both ways for the same number of epochs.
+"""
+import argparse
+import time
+
+from fastmlp import PRESETS, TrainConfig, load, train
+
+
+def run(config, ds):
+    start = time.perf_counter()
+    net, records = train(config, ds)
+    return net, records[-1], time.perf_counter() - start
+
+
+def crop(ds):
+    print("| input | pixels | val % | test % | full % | train s |")
+    print("|---|---|---|---|---|---|")
+    cases = [(f"crop {n}", dict(crop=n)) for n in range(0, 11)] + [("centre 8x8", dict(center=8))]
+    for label, extra in cases:
+        net, last, _ = run(TrainConfig(**{**PRESETS["book"], **extra}), ds)
+        seconds = last["seconds"]
+        print(f"| {label} | {net.W[0].shape[1]} | {last['val_acc']:.2f} | {last['test_acc']:.2f} | "
+              f"{last['full_acc']:.2f} | {seconds:.2f}/epoch |", flush=True)
+
+
+def depth(ds):
+    rows = {}
+    for act in ("relu", "shifted_relu"):
+        config = TrainConfig(hidden=(100,) * 8, activation=(act,), init="he", optimizer="sgd", lr=0.05,
+                             batch_size=64, epochs=10, seed=0, weight_stats=True)
+        net, last, _ = run(config, ds)
+        rows[act] = (net.weight_stats(), last)
+    print("| layer | RMS of W, ReLU | RMS of W, shifted ReLU |")
+    print("|---|---|---|")
+    for a, b in zip(rows["relu"][0], rows["shifted_relu"][0]):
+        print(f"| {a['layer']} | {a['rms']:.4f} | {b['rms']:.4f} |")
+    for act, (_, last) in rows.items():
+        print(f"\n{act}: val {last['val_acc']:.2f}%, test {last['test_acc']:.2f}%, full {last['full_acc']:.2f}%")
+
+
+def ramp(ds, epochs):
+    print("| batch | val % | test % | full % | wall s |")
+    print("|---|---|---|---|---|")
+    for label, extra in (("ramp 32 -> 256", dict(batch_ramp=32)), ("fixed 256", dict(batch_ramp=None)),
+                         ("fixed 32", dict(batch_ramp=None, batch_size=32))):
+        _, last, wall = run(TrainConfig(**{**PRESETS["deep"], "epochs": epochs, **extra}), ds)
+        print(f"| {label} | {last['val_acc']:.2f} | {last['test_acc']:.2f} | {last['full_acc']:.2f} | {wall:.0f} |",
+              flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("experiment", choices=["crop", "depth", "ramp"])
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--epochs", type=int, default=10, help="epochs for ramp")
+    args = ap.parse_args()
+    ds = load(args.data_dir)
+    {"crop": lambda: crop(ds), "depth": lambda: depth(ds), "ramp": lambda: ramp(ds, args.epochs)}[args.experiment]()
+
+
+if __name__ == "__main__":
+    main()
