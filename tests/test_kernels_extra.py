@@ -81,3 +81,23 @@ def test_dropout_kept_fraction_and_thread_independence():
     finally:
         numba.set_num_threads(before)
     assert np.array_equal(M, M1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_weight_decay(dtype, rng):
+    g, p = (rng.standard_normal(301).astype(dtype) for _ in range(2))
+    expected = R.weight_decay(g, p, 0.01)
+    K.weight_decay(g, p, 0.01)
+    assert_close(g, expected, dtype, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_norm(dtype, rng):
+    W = rng.standard_normal((9, 50)).astype(dtype)
+    W[0] *= 0.01  # a row well inside the bound stays exactly as it was
+    keep = W[0].copy()
+    expected = R.max_norm(W, 2.0)
+    K.max_norm(W, 2.0)
+    assert_close(W, expected, dtype, **TOL[dtype])
+    assert np.array_equal(W[0], keep)
+    np.testing.assert_allclose(np.sqrt((W[1:].astype(np.float64) ** 2).sum(axis=1)), 2.0, rtol=1e-6)
