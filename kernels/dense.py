@@ -15,11 +15,13 @@ def dense_forward(Y, X, W, b):
     """Y[i, j] = b[j] + sum_k X[i, k] W[j, k], in place. Y must not alias X."""
     B, D = X.shape
     H = W.shape[0]
-    for ib in prange((B + 3) // 4):
-        i = 4 * ib
-        if i + 4 <= B:
-            j = 0
-            while j + 4 <= H:
+    # Threads own blocks of 4 output units: their 4 rows of W stay in L1 while the batch
+    # streams past from L2 (W of a wide layer does not fit in L2; a batch of inputs does).
+    for jb in prange((H + 3) // 4):
+        j = 4 * jb
+        if j + 4 <= H:
+            i = 0
+            while i + 4 <= B:
                 # 4x4 register tile: 16 accumulators, both operands read along k.
                 s00 = b[j]; s01 = b[j + 1]; s02 = b[j + 2]; s03 = b[j + 3]
                 s10 = b[j]; s11 = b[j + 1]; s12 = b[j + 2]; s13 = b[j + 3]
@@ -36,24 +38,23 @@ def dense_forward(Y, X, W, b):
                 Y[i + 1, j] = s10; Y[i + 1, j + 1] = s11; Y[i + 1, j + 2] = s12; Y[i + 1, j + 3] = s13
                 Y[i + 2, j] = s20; Y[i + 2, j + 1] = s21; Y[i + 2, j + 2] = s22; Y[i + 2, j + 3] = s23
                 Y[i + 3, j] = s30; Y[i + 3, j + 1] = s31; Y[i + 3, j + 2] = s32; Y[i + 3, j + 3] = s33
-                j += 4
-            while j < H:
-                # Leftover output columns: a 4x1 tile.
-                s0 = b[j]; s1 = b[j]; s2 = b[j]; s3 = b[j]
+                i += 4
+            while i < B:
+                # Leftover batch rows: a 1x4 tile.
+                s0 = b[j]; s1 = b[j + 1]; s2 = b[j + 2]; s3 = b[j + 3]
                 for k in range(D):
-                    w = W[j, k]
-                    s0 += X[i, k] * w; s1 += X[i + 1, k] * w
-                    s2 += X[i + 2, k] * w; s3 += X[i + 3, k] * w
-                Y[i, j] = s0; Y[i + 1, j] = s1; Y[i + 2, j] = s2; Y[i + 3, j] = s3
-                j += 1
+                    x = X[i, k]
+                    s0 += x * W[j, k]; s1 += x * W[j + 1, k]; s2 += x * W[j + 2, k]; s3 += x * W[j + 3, k]
+                Y[i, j] = s0; Y[i, j + 1] = s1; Y[i, j + 2] = s2; Y[i, j + 3] = s3
+                i += 1
         else:
-            # Leftover batch rows (fewer than 4): plain dot products.
-            for r in range(i, B):
-                for j in range(H):
-                    s = b[j]
+            # Leftover output units (fewer than 4): plain dot products.
+            for u in range(j, H):
+                for i in range(B):
+                    s = b[u]
                     for k in range(D):
-                        s += X[r, k] * W[j, k]
-                    Y[r, j] = s
+                        s += X[i, k] * W[u, k]
+                    Y[i, u] = s
 
 
 @kernel(parallel=True, fastmath=FAST)
@@ -94,19 +95,29 @@ def dense_backward(dX, dW, db, dY, X, W, input_grad):
                     dW[j, k] += a0 * X[i, k]
             i += 1
     if input_grad:
-        # dX = dY W: one batch row per iteration, output units 4 at a time.
-        for r in prange(B):
-            for k in range(D):
-                dX[r, k] = 0.0
-            j = 0
-            while j + 4 <= H:
-                a0 = dY[r, j]; a1 = dY[r, j + 1]; a2 = dY[r, j + 2]; a3 = dY[r, j + 3]
-                x = dX[r]; w0 = W[j]; w1 = W[j + 1]; w2 = W[j + 2]; w3 = W[j + 3]
-                for k in range(D):
-                    x[k] += a0 * w0[k] + a1 * w1[k] + a2 * w2[k] + a3 * w3[k]
-                j += 4
-            while j < H:
-                a0 = dY[r, j]
-                for k in range(D):
-                    dX[r, k] += a0 * W[j, k]
-                j += 1
+        # dX = dY W. Tasks own a block of 32 batch rows by 128 input columns, so the
+        # slice of W they read (H x 128) is reused from L2 by all 32 rows; within a row
+        # the output units are summed 4 at a time, in order.
+        nk = (D + 127) // 128
+        for task in prange(((B + 31) // 32) * nk):
+            r0 = (task // nk) * 32
+            k0 = (task % nk) * 128
+            k1 = min(k0 + 128, D)
+            n = k1 - k0
+            for r in range(r0, min(r0 + 32, B)):
+                x = dX[r, k0:k1]
+                for k in range(n):
+                    x[k] = 0.0
+                j = 0
+                while j + 4 <= H:
+                    a0 = dY[r, j]; a1 = dY[r, j + 1]; a2 = dY[r, j + 2]; a3 = dY[r, j + 3]
+                    w0 = W[j, k0:k1]; w1 = W[j + 1, k0:k1]; w2 = W[j + 2, k0:k1]; w3 = W[j + 3, k0:k1]
+                    for k in range(n):
+                        x[k] += a0 * w0[k] + a1 * w1[k] + a2 * w2[k] + a3 * w3[k]
+                    j += 4
+                while j < H:
+                    a0 = dY[r, j]
+                    w0 = W[j, k0:k1]
+                    for k in range(n):
+                        x[k] += a0 * w0[k]
+                    j += 1
