@@ -10,6 +10,6 @@ PRESETS = {
                    lr=0.8, epochs=100, init="book", shuffle=False),
     # Our best configuration for the full 10k test set (see BENCHMARKS.md for figures).
     "deep": dict(hidden=(1200, 1200), activation=("shifted_relu",), input_dropout=0.2, dropout=0.5,
-                 init="he", optimizer="adam", lr=0.001, lr_schedule="cosine", epochs=30,
+                 init="he", optimizer="adam", lr=0.001, lr_schedule="cosine", epochs=50,
                  batch_size=256, batch_ramp=32, standardize=True, shuffle=True),
 }
