@@ -1,6 +1,6 @@
 """The deep-networks issue's experiments, each printing a Markdown table.
 
-    python benchmarks/experiments.py crop   [--data-dir DIR]   # border crop 0..10 and centre 8x8
+    python benchmarks/experiments.py crop   [--data-dir DIR] [--seeds 0,1,2]   # border crop 0..10, centre 8x8
     python benchmarks/experiments.py depth  [--data-dir DIR]   # 8 hidden layers: ReLU vs shifted ReLU
     python benchmarks/experiments.py ramp   [--data-dir DIR]   # batch-size ramp vs fixed batch
 
@@ -21,15 +21,21 @@ def run(config, ds):
     return net, records[-1], time.perf_counter() - start
 
 
-def crop(ds):
-    print("| input | pixels | val % | test % | full % | train s |")
-    print("|---|---|---|---|---|---|")
+def crop(ds, seeds):
+    print(f"| input | pixels | val % | test % | full % (mean of seeds {', '.join(map(str, seeds))}) | full % per seed | train s/epoch |")
+    print("|---|---|---|---|---|---|---|")
     cases = [(f"crop {n}", dict(crop=n)) for n in range(0, 11)] + [("centre 8x8", dict(center=8))]
     for label, extra in cases:
-        net, last, _ = run(TrainConfig(**{**PRESETS["book"], **extra}), ds)
-        seconds = last["seconds"]
-        print(f"| {label} | {net.W[0].shape[1]} | {last['val_acc']:.2f} | {last['test_acc']:.2f} | "
-              f"{last['full_acc']:.2f} | {seconds:.2f}/epoch |", flush=True)
+        lasts, seconds = [], []
+        for seed in seeds:
+            net, last, _ = run(TrainConfig(**{**PRESETS["book"], **extra, "seed": seed}), ds)
+            lasts.append(last)
+            seconds.append(last["seconds"])
+        mean = lambda k: sum(l[k] for l in lasts) / len(lasts)
+        per_seed = " / ".join(f"{l['full_acc']:.2f}" for l in lasts)
+        print(f"| {label} | {net.W[0].shape[1]} | {mean('val_acc'):.2f} | {mean('test_acc'):.2f} | "
+              f"{mean('full_acc'):.2f} | {per_seed} | "
+              f"{min(seconds):.2f} |", flush=True)
 
 
 def depth(ds):
@@ -67,9 +73,10 @@ def main():
     ap.add_argument("experiment", choices=["crop", "depth", "ramp"])
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--epochs", type=int, default=10, help="epochs for ramp")
+    ap.add_argument("--seeds", default="0,1,2", help="seeds for crop, comma-separated")
     args = ap.parse_args()
     ds = load(args.data_dir)
-    {"crop": lambda: crop(ds), "depth": lambda: depth(ds), "ramp": lambda: ramp(ds, args.epochs)}[args.experiment]()
+    {"crop": lambda: crop(ds, [int(v) for v in args.seeds.split(",")]), "depth": lambda: depth(ds), "ramp": lambda: ramp(ds, args.epochs)}[args.experiment]()
 
 
 if __name__ == "__main__":

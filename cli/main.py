@@ -275,5 +275,40 @@ def cache(clear):
         click.echo("cleared")
 
 
+@main.command()
+@click.option("--dtype", "dtypes", type=click.Choice(["float32", "float64"]), multiple=True,
+              help="Compile for this type only (repeatable).  [default: both]")
+def warmup(dtypes):
+    """Compile every kernel ahead of time into the on-disk cache."""
+    import numpy as np
+    from fastmlp import kernels as K
+
+    for name in dtypes or ("float32", "float64"):
+        start = time.perf_counter()
+        K.warmup(np.dtype(name))
+        click.echo(f"{name}: {time.perf_counter() - start:.1f}s")
+    click.echo("cache: " + ", ".join(K.cache_dirs()) if K.CACHE_ENABLED else "cache disabled (FASTMLP_NUMBA_CACHE=0)")
+
+
+@main.command()
+@click.option("--config", "configs", type=click.Choice(["book-b32", "book-b128", "book-b256", "deep-b128"]),
+              multiple=True, help="Configuration to run (repeatable).  [default: all]")
+@click.option("--threads", type=int, default=2, show_default=True, callback=_positive_int,
+              help="Threads for both sides.")
+@click.option("--samples", type=int, callback=_positive_int,
+              help="Training samples per timed pass.  [default: 60000 for book, 12800 for deep]")
+@click.option("--repeats", type=int, default=2, show_default=True, callback=_positive_int,
+              help="Timed passes per side (after one untimed); the fastest counts.")
+def bench(configs, threads, samples, repeats):
+    """Time training epochs of fastmlp against PyTorch on the CPU (or plain NumPy when
+    PyTorch is not installed), each side in its own process, and print a table."""
+    from fastmlp import bench as B
+
+    try:
+        B.run(list(configs) or None, threads, samples, repeats, log=click.echo)
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,55 @@
+"""Contracts the performance work relies on (no timings here: speed lives in benchmarks/):
+no array allocation inside a training step, and bit-identical results for 1 and 2
+threads on a graph with dropout, a skip connection and Adam."""
+import tracemalloc
+
+import numba
+import numpy as np
+
+from fastmlp import TrainConfig, train
+from fastmlp import kernels as K
+from fastmlp import optim
+from fastmlp.graph import Node
+from fastmlp.network import Network
+
+
+def test_training_steps_allocate_no_arrays():
+    net = Network.serial([784, 64, 32, 10], ["shifted_relu", "relu"], max_batch=128, input_dropout=0.2, dropout=0.5)
+    opt = optim.make("adam", net.params.size, net.dtype)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((128, 784)).astype(np.float32)
+    t = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 128)]
+    K.warmup(np.float32)
+
+    def step(i):
+        net.forward(x, training=True, step=i)
+        net.loss_and_backward(t)
+        opt.step(net.params, net.grads, 1e-3)
+
+    step(0)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for i in range(1, 51):
+        step(i)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    # Views and small Python objects come and go; an array buffer of a batch would be
+    # >= 128 * 10 * 4 = 5 kB. Nothing of 1 kB or more may be left or grow per step.
+    grown = [s for s in after.compare_to(before, "lineno") if s.size_diff >= 1024]
+    assert not grown, grown[:3]
+
+
+def test_graph_training_is_bit_identical_for_1_and_2_threads(mnist):
+    nodes = (Node("drop", "dropout", ("input",), rate=0.2), Node("h1", "dense", ("drop",), units=40),
+             Node("a1", "activation", ("h1",), function="shifted_relu"), Node("h2", "dense", ("a1",), units=40),
+             Node("a2", "activation", ("h2",), function="relu"), Node("skip", "add", ("a1", "a2")),
+             Node("d2", "dropout", ("skip",), rate=0.3), Node("logits", "dense", ("d2",), units=10),
+             Node("head", "head", ("logits",)))
+    base = dict(graph=nodes, optimizer="adam", lr=1e-3, epochs=2, batch_size=50, batch_ramp=25, limit=2000,
+                init="he", seed=9, weight_decay=1e-4, max_norm=2.0)
+    one, r1 = train(TrainConfig(**base, threads=1), mnist)
+    two, r2 = train(TrainConfig(**base, threads=numba.config.NUMBA_NUM_THREADS), mnist)
+    again, _ = train(TrainConfig(**base, threads=1), mnist)
+    assert np.array_equal(one.params, again.params)
+    assert np.array_equal(one.params, two.params)
+    assert r1[-1]["full_acc"] == r2[-1]["full_acc"]
