@@ -5,14 +5,14 @@ Every kernel has a plain NumPy twin of the same name in fastmlp.kernels.referenc
 from ._jit import CACHE_ENABLED
 from ._jit import cache_dirs as _cache_dirs
 from .activations import ACTIVATIONS, activation_backward, activation_forward
-from .dense import dense_backward, dense_forward
+from .dense import dense_backward, dense_forward, scratch_size
 from .dropout import dropout_backward, dropout_forward
 from .optim import adam_step, max_norm, momentum_step, sgd_step, weight_decay
 from .softmax import (cross_entropy, softmax_cross_entropy_backward,
                       softmax_cross_entropy_forward, softmax_rows)
 
 __all__ = [
-    "ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "activation_backward", "activation_forward",
+    "ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "scratch_size", "activation_backward", "activation_forward",
     "adam_step", "cross_entropy", "dense_backward", "dense_forward", "dropout_backward",
     "dropout_forward", "max_norm", "momentum_step", "sgd_step", "weight_decay",
     "softmax_cross_entropy_backward", "softmax_cross_entropy_forward", "softmax_rows",
@@ -38,7 +38,8 @@ def warmup(dtype):
     y = np.empty((2, 2), dtype)
     t = np.eye(2, dtype=dtype)
     dense_forward(y, x, w, b)
-    dense_backward(np.empty_like(x), np.empty_like(w), np.empty_like(b), y, x, w, True)
+    dense_backward(np.empty_like(x), np.empty_like(w), np.empty_like(b), y, x, w,
+                   np.empty(scratch_size(2, 3, 2), dtype), np.zeros(3, dtype), True)
     activation_forward(y, y, 1)
     activation_backward(y, y, y, y, 1)
     softmax_rows(y, y)

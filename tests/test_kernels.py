@@ -9,7 +9,9 @@ from fastmlp.kernels import reference as R
 from conftest import TOL, assert_close
 
 DTYPES = [np.float32, np.float64]
-SHAPES = [(1, 1, 1), (1, 7, 3), (7, 129, 7), (129, 7, 129), (8, 16, 12), (33, 784, 10)]
+SHAPES = [(1, 1, 1), (1, 7, 3), (7, 129, 7), (129, 7, 129), (8, 16, 12), (33, 784, 10), (67, 50, 70)]
+# (129, 7, 129) and (67, 50, 70) take the transposed "dot form" paths of dense_backward;
+# the others the row-update paths (see the thresholds in kernels/dense.py).
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -21,6 +23,10 @@ def test_dense_forward(dtype, B, D, H, rng):
     Y = np.full((B, H), np.nan, dtype)
     K.dense_forward(Y, X, W, b)
     assert_close(Y, R.dense_forward(X, W, b), dtype, **_scaled(TOL[dtype], D))
+
+
+def _scratch(B, D, H, dtype):
+    return np.full(K.scratch_size(B, D, H), np.nan, dtype), np.zeros(D, dtype)
 
 
 def _scaled(tol, n):
@@ -35,7 +41,7 @@ def test_dense_backward(dtype, B, D, H, rng):
     W = rng.standard_normal((H, D)).astype(dtype)
     dY = rng.standard_normal((B, H)).astype(dtype)
     dX, dW, db = np.full((B, D), np.nan, dtype), np.full((H, D), np.nan, dtype), np.full(H, np.nan, dtype)
-    K.dense_backward(dX, dW, db, dY, X, W, True)
+    K.dense_backward(dX, dW, db, dY, X, W, *_scratch(B, D, H, dtype), True)
     rdX, rdW, rdb = R.dense_backward(dY, X, W)
     assert_close(dX, rdX, dtype, **_scaled(TOL[dtype], H))
     assert_close(dW, rdW, dtype, **_scaled(TOL[dtype], B))
@@ -47,7 +53,7 @@ def test_dense_backward_skips_input_grad(rng):
     W = rng.standard_normal((3, 4))
     dY = rng.standard_normal((5, 3))
     dX = np.full((5, 4), 7.0)
-    K.dense_backward(dX, np.empty((3, 4)), np.empty(3), dY, X, W, False)
+    K.dense_backward(dX, np.empty((3, 4)), np.empty(3), dY, X, W, *_scratch(5, 4, 3, np.float64), False)
     assert (dX == 7.0).all()
 
 
@@ -188,6 +194,6 @@ def test_sgd_step(dtype, rng):
 
 
 def test_every_kernel_has_a_reference():
-    names = [n for n in K.__all__ if n not in ("ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "warmup")]
+    names = [n for n in K.__all__ if n not in ("ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "scratch_size", "warmup")]
     for n in names:
         assert callable(getattr(R, n, None)), f"reference.{n} missing"
