@@ -330,9 +330,17 @@ def prepare(dataset, standardize=True, dtype=np.float32, limit=None, pixels=None
         std = std if std > 0 else 1.0
     else:
         mean, std = 0.0, 255.0
-    scale = lambda a: np.ascontiguousarray(((a.astype(np.float64) - mean) / std).astype(dtype))
-    return Prepared(scale(train), one_hot(train_y, dataset.classes, dtype), train_y, scale(test),
-                    dataset.test_labels, mean, std)
+    return Prepared(_scaled(train, mean, std, dtype), one_hot(train_y, dataset.classes, dtype), train_y,
+                    _scaled(test, mean, std, dtype), dataset.test_labels, mean, std)
+
+
+def _scaled(a, mean, std, dtype, rows=4096):
+    """(a - mean) / std computed in float64 and rounded to dtype once, a block of rows at a
+    time so that no float64 copy of the whole set is ever held."""
+    out = np.empty(a.shape, dtype)
+    for s in range(0, a.shape[0], rows):
+        out[s:s + rows] = (a[s:s + rows].astype(np.float64) - mean) / std
+    return out
 
 
 def split_accuracies(predictions, labels):
