@@ -163,3 +163,11 @@ def test_readme_graph_example_trains(mnist_dir):
     summary = json.loads(r.stdout.splitlines()[-1])
     assert any(n["type"] == "add" for n in summary["config"]["graph"])
     assert summary["full_acc"] > 50.0
+
+
+@pytest.mark.parametrize("preset,hidden", [("book99", [1200]), ("deep", [1200, 1200])])
+def test_other_presets_resolve_and_run(preset, hidden, mnist_dir):
+    r = run(["train", "--preset", preset, "--epochs", "1", "--limit", "600", "--json", "--data-dir", mnist_dir])
+    assert r.exit_code == 0, r.output
+    config = json.loads(r.stdout.splitlines()[-1])["config"]
+    assert config["hidden"] == hidden and config["epochs"] == 1
