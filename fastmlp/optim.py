@@ -1,8 +1,9 @@
 """Optimizers: state held here, updates done by kernels in fastmlp.kernels.optim.
 
 Each optimizer updates the network's flat parameter vector in one kernel call. To add
-one: write its update kernel and NumPy twin, then a small class here with `step` and
-`state` (the arrays and counters a checkpoint needs), and register it in OPTIMIZERS.
+one: write its update kernel and NumPy twin, then a small class here with `kernel` (the
+kernel's name, for warm-up), `step` and `state` (the arrays and counters a checkpoint
+needs), and register it in OPTIMIZERS.
 """
 import numpy as np
 
@@ -10,6 +11,8 @@ from fastmlp import kernels as K
 
 
 class SGD:
+    kernel = "sgd_step"
+
     def __init__(self, size, dtype, **_):
         self.t = 0
 
@@ -23,6 +26,8 @@ class SGD:
 
 class Momentum:
     """Heavy-ball momentum, or Nesterov's variant with nesterov=True."""
+
+    kernel = "momentum_step"
 
     def __init__(self, size, dtype, momentum=0.9, nesterov=False, **_):
         self.v = np.zeros(size, dtype)
@@ -38,6 +43,8 @@ class Momentum:
 
 class Adam:
     """Adam with bias correction (Kingma and Ba)."""
+
+    kernel = "adam_step"
 
     def __init__(self, size, dtype, beta1=0.9, beta2=0.999, eps=1e-8, **_):
         self.m = np.zeros(size, dtype)

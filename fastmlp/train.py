@@ -122,6 +122,22 @@ def build_network(config, inputs, classes):
                    dtype=config.dtype, init=config.init, seed=config.seed)
 
 
+def kernels_for(config, network, optimizer):
+    """The kernels a training run will call: compiled before the first step."""
+    names = ["dense_forward", "dense_backward", "softmax_cross_entropy_forward",
+             "softmax_cross_entropy_backward", optimizer.kernel]
+    types = {n.type for n in network.order}
+    if "activation" in types:
+        names += ["activation_forward", "activation_backward"]
+    if any(n.type == "dropout" and n.rate > 0 for n in network.order):
+        names += ["dropout_forward", "dropout_backward"]
+    if config.weight_decay > 0:
+        names.append("weight_decay")
+    if config.max_norm is not None:
+        names.append("max_norm")
+    return names
+
+
 def evaluate(network, prepared):
     """(validation, test, full) accuracy in percent."""
     return split_accuracies(network.predict(prepared.test_x), prepared.test_y)
@@ -152,7 +168,7 @@ def train(config, dataset, on_epoch=None, on_step=None):
     optimizer = optim.make(config.optimizer, network.params.size, network.dtype, momentum=config.momentum,
                            nesterov=config.nesterov, beta1=config.beta1, beta2=config.beta2, eps=config.eps)
     compile_start = time.perf_counter()
-    K.warmup(network.dtype)
+    K.warmup(network.dtype, kernels_for(config, network, optimizer))
     compile_seconds = time.perf_counter() - compile_start
     rng = np.random.default_rng(config.seed)
     order = np.arange(n)

@@ -5,6 +5,7 @@ Every kernel has a plain NumPy twin of the same name in fastmlp.kernels.referenc
 from ._jit import CACHE_ENABLED
 from ._jit import cache_dirs as _cache_dirs
 from .activations import ACTIVATIONS, activation_backward, activation_forward
+from . import dense as _dense
 from .dense import dense_backward, dense_forward, scratch_size
 from .dropout import dropout_backward, dropout_forward
 from .optim import adam_step, max_norm, momentum_step, sgd_step, weight_decay
@@ -23,33 +24,44 @@ def cache_dirs():
     """Where Numba caches these kernels: beside the sources (kernels/__pycache__) when
     that is writable, else a per-user directory; NUMBA_CACHE_DIR overrides both."""
     return _cache_dirs([activation_backward, activation_forward, adam_step, cross_entropy,
-                        dense_backward, dense_forward, dropout_backward, dropout_forward,
+                        _dense.column_sums, _dense.dense_dw_rows, _dense.dense_dx_rows, _dense.transpose,
+                        dense_forward, dropout_backward, dropout_forward,
                         max_norm, momentum_step, sgd_step, weight_decay, softmax_cross_entropy_backward,
                         softmax_cross_entropy_forward, softmax_rows])
 
 
-def warmup(dtype):
-    """Compile (or load from the cache) every kernel for `dtype` on tiny arrays, with the
-    same argument types training uses, so that no compilation happens inside an epoch."""
+def warmup(dtype, names=None):
+    """Compile (or load from the cache) the named kernels (default: all) for `dtype` on
+    tiny arrays, with the argument types training uses, so that no compilation happens
+    inside an epoch. Returns the names warmed up."""
     import numpy as np
     x = np.ones((2, 3), dtype)
     w = np.ones((2, 3), dtype)
     b = np.zeros(2, dtype)
     y = np.empty((2, 2), dtype)
     t = np.eye(2, dtype=dtype)
-    dense_forward(y, x, w, b)
-    dense_backward(np.empty_like(x), np.empty_like(w), np.empty_like(b), y, x, w,
-                   np.empty(scratch_size(2, 3, 2), dtype), np.zeros(3, dtype), True)
-    activation_forward(y, y, 1)
-    activation_backward(y, y, y, y, 1)
-    softmax_rows(y, y)
-    cross_entropy(np.empty(2, dtype), y, t)
-    softmax_cross_entropy_forward(np.empty_like(y), np.empty(2, dtype), y, t)
-    softmax_cross_entropy_backward(y, y, t)
-    dropout_forward(y, np.empty_like(y), y, 0.5, 0, 0, 0)
-    dropout_backward(y, y, y)
-    sgd_step(b, b, 0.5)
-    momentum_step(b, np.zeros_like(b), b, 0.5, 0.9, False)
-    adam_step(b, np.zeros_like(b), np.zeros_like(b), b, 0.5, 0.9, 0.999, 1e-8, 1)
-    weight_decay(b, b, 0.5)
-    max_norm(w, 1.0)
+    calls = {
+        "dense_forward": lambda: dense_forward(y, x, w, b),
+        # Both paths of dense_backward: the row kernels (this small shape) and the
+        # transposes its large shapes use (the products go through dense_forward).
+        "dense_backward": lambda: (dense_backward(np.empty_like(x), np.empty_like(w), np.empty_like(b), y, x, w,
+                                                  np.empty(scratch_size(2, 3, 2), dtype), np.zeros(3, dtype), True),
+                                   _dense.transpose(np.empty((3, 2), dtype), x)),
+        "activation_forward": lambda: activation_forward(y, y, 1),
+        "activation_backward": lambda: activation_backward(y, y, y, y, 1),
+        "softmax_rows": lambda: softmax_rows(y, y),
+        "cross_entropy": lambda: cross_entropy(np.empty(2, dtype), y, t),
+        "softmax_cross_entropy_forward": lambda: softmax_cross_entropy_forward(np.empty_like(y), np.empty(2, dtype), y, t),
+        "softmax_cross_entropy_backward": lambda: softmax_cross_entropy_backward(y, y, t),
+        "dropout_forward": lambda: dropout_forward(y, np.empty_like(y), y, 0.5, 0, 0, 0),
+        "dropout_backward": lambda: dropout_backward(y, y, y),
+        "sgd_step": lambda: sgd_step(b, b, 0.5),
+        "momentum_step": lambda: momentum_step(b, np.zeros_like(b), b, 0.5, 0.9, False),
+        "adam_step": lambda: adam_step(b, np.zeros_like(b), np.zeros_like(b), b, 0.5, 0.9, 0.999, 1e-8, 1),
+        "weight_decay": lambda: weight_decay(b, b, 0.5),
+        "max_norm": lambda: max_norm(w, 1.0),
+    }
+    names = list(calls) if names is None else list(names)
+    for name in names:
+        calls[name]()
+    return names

@@ -1,15 +1,17 @@
 """Dense (fully connected) layer: Y = X Wᵀ + b, and its gradients dW, db, dX.
 
 Shapes: B batch, D inputs, H outputs.  X[B, D], W[H, D], b[H], Y[B, H].
-W holds one row per output unit. All three products are written as one "dot form" tile,
-Y[i, j] = bias[j] + sum_k A[i, k] Bt[j, k], whose operands are both read along the
-contiguous axis, so 16 accumulators stay in registers (_nt_block). The backward pass
-gets there by transposing into scratch space the network provides:
-    dX = dY W    = dY (Wᵀ)ᵀ       -> tile over (dY, Wᵀ)
-    dW = dYᵀ X   = dYᵀ (Xᵀ)ᵀ      -> tile over (dYᵀ, Xᵀ)
-For small shapes the transposes cost more than they save, and the plain row-update
-loops (_dw_rows, _dx_rows) are used instead. Every output element is owned by one prange
-iteration and summed in a fixed order: results do not depend on the thread count.
+W holds one row per output unit. dense_forward computes Y[i, j] = b[j] + sum_k X[i, k]
+W[j, k] with both operands read along the contiguous axis, so a 4x4 tile of 16
+accumulators stays in registers. dense_backward reuses that one kernel for its two
+products by transposing into scratch space the network provides:
+    dX = dY W    = dY (Wᵀ)ᵀ       -> dense_forward(dX, dY, Wᵀ, 0)
+    dW = dYᵀ X   = dYᵀ (Xᵀ)ᵀ      -> dense_forward(dW, dYᵀ, Xᵀ, 0)
+For small shapes the transposes cost more than they save, and plain row-update kernels
+(dense_dw_rows, dense_dx_rows) are used instead. dense_backward itself is a short
+sequence of kernel calls, so each piece is compiled once and shared. Every output element
+is owned by one prange iteration and summed in a fixed order: results do not depend on
+the thread count.
 """
 from numba import prange
 
@@ -72,22 +74,40 @@ def _nt_block(Y, A, Bt, bias, jb):
                 Y[i, u] = s
 
 
-@kernel(inline="always")
-def _transpose_block(T, A, kb):
-    """T[k, i] = A[i, k] for the 16 columns k = 16 kb .. 16 kb + 15 of A (fewer at the edge)."""
+@kernel(parallel=True)
+def transpose(T, A):
+    """T[k, i] = A[i, k]; threads own blocks of 16 columns of A."""
     R, C = A.shape
-    k1 = min(16 * kb + 16, C)
-    for i0 in range(0, R, 64):
-        i1 = min(i0 + 64, R)
-        for k in range(16 * kb, k1):
-            for i in range(i0, i1):
-                T[k, i] = A[i, k]
+    for kb in prange((C + 15) // 16):
+        k1 = min(16 * kb + 16, C)
+        for i0 in range(0, R, 64):
+            i1 = min(i0 + 64, R)
+            for k in range(16 * kb, k1):
+                for i in range(i0, i1):
+                    T[k, i] = A[i, k]
+
+
+@kernel(parallel=True)
+def column_sums(s, A):
+    """s[j] = sum_i A[i, j], rows added in order."""
+    R, C = A.shape
+    for j in prange(C):
+        t = A[0, j]
+        for i in range(1, R):
+            t += A[i, j]
+        s[j] = t
+
+
+@kernel(parallel=True, fastmath=FAST)
+def dense_dw_rows(dW, dY, X):
+    """dW = dYᵀ X by rows: threads own blocks of 8 rows of dW and sum the batch in order,
+    8 rows at a time, so the 8 rows of X they read stay in L1 (one store stream each)."""
+    for jb in prange((dW.shape[0] + 7) // 8):
+        _dw_block(dW, dY, X, jb)
 
 
 @kernel(inline="always")
-def _dw_rows(dW, dY, X, jb):
-    """dW[j] = sum_i dY[i, j] X[i] for the 8 rows j of block jb, the batch summed in order
-    8 rows at a time (one store stream per row of dW)."""
+def _dw_block(dW, dY, X, jb):
     B, D = X.shape
     j0 = 8 * jb
     j1 = min(j0 + 8, dW.shape[0])
@@ -116,9 +136,15 @@ def _dw_rows(dW, dY, X, jb):
         i += 1
 
 
+@kernel(parallel=True, fastmath=FAST)
+def dense_dx_rows(dX, dY, W):
+    """dX = dY W by rows: dX[r] = sum_j dY[r, j] W[j], output units 4 at a time, in order."""
+    for r in prange(dX.shape[0]):
+        _dx_row(dX, dY, W, r)
+
+
 @kernel(inline="always")
-def _dx_rows(dX, dY, W, r):
-    """dX[r] = sum_j dY[r, j] W[j], output units 4 at a time, in order."""
+def _dx_row(dX, dY, W, r):
     D = dX.shape[1]
     H = W.shape[0]
     x = dX[r]
@@ -146,40 +172,28 @@ def dense_forward(Y, X, W, b):
         _nt_block(Y, X, W, b, jb)
 
 
-@kernel(parallel=True, fastmath=FAST)
 def dense_backward(dX, dW, db, dY, X, W, scratch, zeros, input_grad):
     """Gradients of Y = X Wᵀ + b given dY[B, H]; overwrites dW[H, D], db[H] and, when
     input_grad is true, dX[B, D] (the first layer skips it: nothing needs it).
 
     scratch: a flat buffer of at least scratch_size(B, D, H) elements; zeros: at least
-    D zeros (the tile's bias). Neither is read back by the caller.
+    D zeros (the tiles' bias). A sequence of kernel calls, no allocation.
     """
     B, D = X.shape
     H = W.shape[0]
-    for j in prange(H):
-        s = dY[0, j]
-        for r in range(1, B):
-            s += dY[r, j]
-        db[j] = s
+    column_sums(db, dY)
     if B >= DOT_DW_MIN_BATCH and H >= DOT_DW_MIN_UNITS:
-        XT = scratch[:D * B].reshape((D, B))
-        dYT = scratch[D * B:D * B + H * B].reshape((H, B))
-        for kb in prange((D + 15) // 16):
-            _transpose_block(XT, X, kb)
-        for jb in prange((H + 15) // 16):
-            _transpose_block(dYT, dY, jb)
-        for kb in prange((D + 3) // 4):
-            _nt_block(dW, dYT, XT, zeros, kb)
+        XT = scratch[:D * B].reshape(D, B)
+        dYT = scratch[D * B:D * B + H * B].reshape(H, B)
+        transpose(XT, X)
+        transpose(dYT, dY)
+        dense_forward(dW, dYT, XT, zeros[:D])
     else:
-        for jb in prange((H + 7) // 8):
-            _dw_rows(dW, dY, X, jb)
+        dense_dw_rows(dW, dY, X)
     if input_grad:
         if H >= DOT_DX_MIN_UNITS:
-            WT = scratch[D * B + H * B:D * B + H * B + D * H].reshape((D, H))
-            for kb in prange((D + 15) // 16):
-                _transpose_block(WT, W, kb)
-            for kb in prange((D + 3) // 4):
-                _nt_block(dX, dY, WT, zeros, kb)
+            WT = scratch[D * B + H * B:D * B + H * B + D * H].reshape(D, H)
+            transpose(WT, W)
+            dense_forward(dX, dY, WT, zeros[:D])
         else:
-            for r in prange(B):
-                _dx_rows(dX, dY, W, r)
+            dense_dx_rows(dX, dY, W)
