@@ -171,3 +171,19 @@ def test_other_presets_resolve_and_run(preset, hidden, mnist_dir):
     assert r.exit_code == 0, r.output
     config = json.loads(r.stdout.splitlines()[-1])["config"]
     assert config["hidden"] == hidden and config["epochs"] == 1
+
+
+def test_bench_harness_prints_a_table(mnist_dir, monkeypatch):
+    # Timings are not asserted (speed lives in BENCHMARKS.md); the harness must run and
+    # report every column for both sides (PyTorch when installed, else NumPy).
+    monkeypatch.setenv("FASTMLP_DATA_DIR", mnist_dir)
+    r = run(["bench", "--config", "book-b256", "--samples", "2560", "--repeats", "1"])
+    assert r.exit_code == 0, r.output
+    rows = [l for l in r.output.splitlines() if l.startswith("| book-b256")]
+    assert len(rows) == 2 and rows[0].split("|")[2].strip() == "fastmlp"
+    assert rows[0].rstrip(" |").endswith("x") and "GFLOP/s" in r.output and "peak" in r.output
+
+
+def test_warmup_command():
+    r = run(["warmup", "--dtype", "float32"])
+    assert r.exit_code == 0 and r.output.startswith("float32:")
