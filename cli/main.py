@@ -2,6 +2,7 @@
 fastmlp. Errors are one line on stderr: exit 2 for usage, 1 for everything else."""
 import json
 import os
+import signal
 import sys
 import time
 
@@ -129,15 +130,33 @@ def _fraction(ctx, param, value):
 @click.option("--weight-stats", is_flag=True, default=None, help="Report mean |W|, RMS and max |W| of every layer each epoch.")
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Directory holding the four IDX files (else $FASTMLP_DATA_DIR, else the download cache).")
+@click.option("--save", "save_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a checkpoint (weights, optimizer state, position, configuration; .npz, no pickle) "
+                   "at the end of training, every --save-every epochs and on Ctrl-C / SIGTERM.")
+@click.option("--save-every", type=int, default=1, show_default=True, callback=_positive_int,
+              help="Epochs between checkpoints.")
+@click.option("--resume", "resume_path", type=click.Path(dir_okay=False), default=None,
+              help="Continue from a checkpoint, with its configuration (options given here override it).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per epoch and a final summary on stdout, nothing else.")
-def train(preset, config_file, as_json, data_dir, **options):
+def train(preset, config_file, as_json, data_dir, save_path, save_every, resume_path, **options):
     """Train a network and report validation / test / full accuracy every epoch."""
     from fastmlp import PRESETS, DataError, TrainConfig, load
     from fastmlp import config as C
     from fastmlp.graph import GraphError
+    from fastmlp.train import Diverged, Interrupted
     from fastmlp.train import train as run
 
+    from fastmlp import checkpoint as CK
+    resume = None
     values = dict(PRESETS[preset]) if preset else {}
+    if resume_path:
+        if preset or config_file:
+            raise click.UsageError("--resume takes its configuration from the checkpoint; drop --preset/--config")
+        try:
+            resume = CK.load(resume_path)
+            values = vars(C.from_dict(resume[0]["config"], resume_path))
+        except (CK.CheckpointError, C.ConfigError) as e:
+            raise click.UsageError(str(e)) from None
     if config_file:
         try:
             values.update(C.read(config_file))
@@ -189,11 +208,29 @@ def train(preset, config_file, as_json, data_dir, **options):
             line += "  rms " + " ".join(f"{s['rms']:.3g}" for s in r["weight_stats"])
         click.echo(line)
 
+    stop = {"requested": False}
+
+    def request_stop(signum, frame):
+        if stop["requested"]:  # a second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        click.echo("stopping after this step; saving a checkpoint (Ctrl-C again to abort)", err=True)
+
+    previous = {s_: signal.signal(s_, request_stop) for s_ in (signal.SIGINT, signal.SIGTERM)}
     started = time.perf_counter()
     try:
-        _, records = run(config, dataset, on_epoch=on_epoch, on_step=on_step)
+        _, records = run(config, dataset, on_epoch=on_epoch, on_step=on_step, save=save_path,
+                         save_every=save_every, resume=resume, stop=lambda: stop["requested"])
     except GraphError as e:  # raised while building the network, before the first step
         raise click.UsageError(str(e)) from None
+    except Interrupted as e:
+        click.echo(f"fastmlp: {e}", err=True)
+        sys.exit(130)
+    except (Diverged, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        for s_, handler in previous.items():
+            signal.signal(s_, handler)
     last = records[-1]
     summary = dict(final=True, epochs=len(records), loss=last["loss"], val_acc=last["val_acc"],
                    test_acc=last["test_acc"], full_acc=last["full_acc"],
@@ -209,10 +246,8 @@ def train(preset, config_file, as_json, data_dir, **options):
 
 
 def config_dict(config):
-    from fastmlp.graph import node_to_dict
-    d = {k: _plain(v) for k, v in vars(config).items() if k != "graph"}
-    d["graph"] = None if config.graph is None else [node_to_dict(n) for n in config.graph]
-    return d
+    from fastmlp.config import to_dict
+    return _plain(to_dict(config))
 
 
 def _plain(v):

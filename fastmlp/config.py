@@ -76,3 +76,31 @@ def _checked(path, key, value):
     if expected is float:
         value = float(value)
     return value
+
+
+def to_dict(config):
+    """A TrainConfig as plain JSON-able values (the graph as a list of node tables)."""
+    d = {}
+    for k, v in vars(config).items():
+        if k == "graph":
+            d[k] = None if v is None else [G.node_to_dict(n) for n in v]
+        elif isinstance(v, tuple):
+            d[k] = list(v)
+        else:
+            d[k] = v
+    return d
+
+
+def from_dict(d, source="checkpoint"):
+    """The inverse of to_dict; raises ConfigError naming `source` for unknown keys."""
+    values = {}
+    for key, value in d.items():
+        if key not in _FIELDS:
+            raise ConfigError(f"{source}: unknown key {key!r}")
+        if key == "graph":
+            values[key] = None if value is None else tuple(G.node_from_dict(n, i) for i, n in enumerate(value))
+        elif key in _TUPLES:
+            values[key] = tuple(value)
+        else:
+            values[key] = value
+    return TrainConfig(**values)

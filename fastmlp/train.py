@@ -149,7 +149,43 @@ def prepare_for(config, dataset):
     return prepare(dataset, config.standardize, config.dtype, config.limit, pixels)
 
 
-def train(config, dataset, on_epoch=None, on_step=None):
+class Diverged(RuntimeError):
+    """The loss or the weights became NaN or Inf; the message names epoch, step and layer."""
+
+
+class Interrupted(RuntimeError):
+    """Training stopped on request after a step; `path` is the checkpoint written."""
+
+    def __init__(self, path, epoch, step):
+        super().__init__(f"interrupted at epoch {epoch}, step {step}; checkpoint saved to {path}")
+        self.path = path
+
+
+def _first_bad_layer(network):
+    for n, W, b in zip(network.dense, network.W, network.b):
+        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+            return f"{n.name} (weights)"
+    for n in network.order:
+        v = network.values.get(n.name)
+        if v is not None and not np.isfinite(v).all():
+            return f"{n.name} (output)"
+    return "the loss"
+
+
+def _checkpoint_state(network, optimizer, config, rng, epoch, step, step_count, total_loss, order, classes):
+    from fastmlp import config as C
+    arrays = {"params": network.params, "order": order}
+    opt_meta = {"name": config.optimizer, "t": optimizer.t}
+    for k, v in optimizer.state().items():
+        if isinstance(v, np.ndarray):
+            arrays[f"optimizer_{k}"] = v
+    meta = dict(epoch=epoch, step=step, step_count=step_count, total_loss=total_loss,
+                rng=rng.bit_generator.state, optimizer=opt_meta, config=C.to_dict(config),
+                input_width=network.width["input"], classes=classes, dtype=str(network.dtype))
+    return arrays, meta
+
+
+def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1, resume=None, stop=None):
     """Train on `dataset` (fastmlp.data.Dataset) as `config` says.
 
     on_step(done, total) is called after every mini-batch; on_epoch(record) after every
@@ -157,8 +193,16 @@ def train(config, dataset, on_epoch=None, on_step=None):
     val_acc, test_acc, full_acc (percent), seconds (training time of the epoch, without
     evaluation), samples_per_s, batch_size, lr, weight_stats (when asked for), and in the
     first record compile_seconds (compiling or loading the kernels, before the first step).
+
+    save: checkpoint path, written every `save_every` epochs and at the end. resume: a
+    checkpoint (meta, arrays) from fastmlp.checkpoint.load to continue from; the run then
+    ends bit-identical to an uninterrupted one. stop(): polled after every step; when it
+    returns true the step is finished, a checkpoint written (to `save`, else
+    fastmlp-checkpoint.npz) and Interrupted raised. A NaN or Inf loss, or non-finite
+    weights at the end of an epoch, raise Diverged without writing a checkpoint.
     Returns (network, list of records).
     """
+    from fastmlp import checkpoint
     config.validate()
     if config.threads is not None:
         numba.set_num_threads(config.threads)
@@ -167,22 +211,44 @@ def train(config, dataset, on_epoch=None, on_step=None):
     network = build_network(config, d, dataset.classes)
     optimizer = optim.make(config.optimizer, network.params.size, network.dtype, momentum=config.momentum,
                            nesterov=config.nesterov, beta1=config.beta1, beta2=config.beta2, eps=config.eps)
+    rng = np.random.default_rng(config.seed)
+    first_epoch, first_step, step_count, resumed_loss, order = 1, 0, 0, 0.0, None
+    if resume is not None:
+        meta, arrays = resume
+        if meta["input_width"] != d or meta["classes"] != dataset.classes or meta["dtype"] != str(network.dtype):
+            raise ValueError(f"checkpoint is for {meta['input_width']} inputs, {meta['classes']} classes, "
+                             f"{meta['dtype']}; this run has {d}, {dataset.classes}, {network.dtype}")
+        if arrays["params"].shape != network.params.shape or meta["optimizer"]["name"] != config.optimizer:
+            raise ValueError("checkpoint does not match this network or optimizer")
+        network.params[...] = arrays["params"]
+        for k, v in optimizer.state().items():
+            if isinstance(v, np.ndarray):
+                v[...] = arrays[f"optimizer_{k}"]
+        optimizer.t = meta["optimizer"]["t"]
+        rng.bit_generator.state = meta["rng"]
+        first_epoch, first_step, step_count = meta["epoch"], meta["step"], meta["step_count"]
+        resumed_loss = meta["total_loss"]
+        order = arrays["order"] if first_step > 0 else None
     compile_start = time.perf_counter()
     K.warmup(network.dtype, kernels_for(config, network, optimizer))
     compile_seconds = time.perf_counter() - compile_start
-    rng = np.random.default_rng(config.seed)
-    order = np.arange(n)
     records = []
-    step_count = 0
-    for epoch in range(1, config.epochs + 1):
+
+    def write(path, epoch, step, total_loss, order_now):
+        arrays, meta = _checkpoint_state(network, optimizer, config, rng, epoch, step, step_count, total_loss,
+                                         order_now, dataset.classes)
+        return checkpoint.save(path, arrays, meta)
+
+    for epoch in range(first_epoch, config.epochs + 1):
         bs = config.batch_for_epoch(epoch)
         lr = config.lr_for_epoch(epoch)
         steps = (n + bs - 1) // bs
-        if config.shuffle:
-            order = rng.permutation(n)
+        start_step = first_step if epoch == first_epoch else 0
+        if start_step == 0 or order is None:
+            order = rng.permutation(n) if config.shuffle else np.arange(n)
         start = time.perf_counter()
-        total_loss = 0.0
-        for step in range(steps):
+        total_loss = resumed_loss if epoch == first_epoch else 0.0
+        for step in range(start_step, steps):
             lo, hi = step * bs, min(n, step * bs + bs)
             if config.shuffle:
                 x, t = network.x[:hi - lo], network.t[:hi - lo]
@@ -191,7 +257,11 @@ def train(config, dataset, on_epoch=None, on_step=None):
             else:  # the book's order: contiguous slices, no copy
                 x, t = prepared.train_x[lo:hi], prepared.train_t[lo:hi]
             network.forward(x, training=True, step=step_count)
-            total_loss += network.loss_and_backward(t) * (hi - lo)
+            loss = network.loss_and_backward(t)
+            if not math.isfinite(loss):
+                raise Diverged(f"diverged at epoch {epoch}, step {step + 1}: loss is {loss}; "
+                               f"first non-finite: {_first_bad_layer(network)}")
+            total_loss += loss * (hi - lo)
             if config.weight_decay > 0:
                 for W, dW in zip(network.W_flat, network.dW_flat):
                     K.weight_decay(dW, W, config.weight_decay)
@@ -202,15 +272,26 @@ def train(config, dataset, on_epoch=None, on_step=None):
             step_count += 1
             if on_step:
                 on_step(step + 1, steps)
+            if stop is not None and stop():
+                path = write(save or "fastmlp-checkpoint.npz", epoch, step + 1, total_loss, order)
+                raise Interrupted(path, epoch, step + 1)
         seconds = time.perf_counter() - start
+        if not np.isfinite(network.params).all():
+            raise Diverged(f"diverged at epoch {epoch}, step {steps}: non-finite weights; "
+                           f"first non-finite: {_first_bad_layer(network)}")
         val, test, full = evaluate(network, prepared)
         record = dict(epoch=epoch, loss=total_loss / n, val_acc=val, test_acc=test, full_acc=full,
-                      seconds=seconds, samples_per_s=n / seconds, batch_size=bs, lr=lr)
+                      seconds=seconds, samples_per_s=(steps - start_step) * bs / seconds if seconds else 0.0,
+                      batch_size=bs, lr=lr)
+        if start_step == 0:
+            record["samples_per_s"] = n / seconds
         if config.weight_stats:
             record["weight_stats"] = network.weight_stats()
-        if epoch == 1:
+        if epoch == first_epoch:
             record["compile_seconds"] = compile_seconds
         records.append(record)
+        if save and (epoch % save_every == 0 or epoch == config.epochs):
+            write(save, epoch + 1, 0, 0.0, order)
         if on_epoch:
             on_epoch(record)
     return network, records
