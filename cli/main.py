@@ -311,6 +311,63 @@ def cache(clear):
 
 
 @main.command()
+@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Directory holding the four IDX files (else $FASTMLP_DATA_DIR, else the download cache).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+def evaluate(checkpoint_path, data_dir, as_json):
+    """Accuracy of a checkpoint on the validation half, the test half and the full test
+    set, and the confusion matrix on the full test set (rows: true class)."""
+    from fastmlp import DataError, load
+    from fastmlp import checkpoint as CK
+    from fastmlp.predict import InputError, evaluate_checkpoint
+
+    try:
+        meta, arrays = CK.load(checkpoint_path)
+    except CK.CheckpointError as e:
+        raise click.UsageError(str(e)) from None
+    try:
+        (val, test, full), m = evaluate_checkpoint(meta, arrays, load(data_dir, log=lambda x: click.echo(x, err=True)))
+    except (DataError, InputError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(json.dumps(dict(val_acc=val, test_acc=test, full_acc=full, confusion=m.tolist())))
+        return
+    click.echo(f"val {val:.2f}%  test {test:.2f}%  full {full:.2f}%")
+    click.echo("confusion matrix (full test set; rows true, columns predicted):")
+    click.echo("      " + "".join(f"{j:>6d}" for j in range(m.shape[1])))
+    for i, row in enumerate(m):
+        click.echo(f"{i:>6d}" + "".join(f"{v:>6d}" for v in row))
+
+
+@main.command()
+@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--invert", is_flag=True, help="Invert PNG/JPEG images (dark digits on a light background).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
+def predict(checkpoint_path, inputs, invert, as_json):
+    """Class and probabilities for every image in IDX files or PNG/JPEG files, preprocessed
+    as the checkpoint's training data was (resized to its geometry, same pixels and scaling)."""
+    from fastmlp import checkpoint as CK
+    from fastmlp.predict import InputError, predict_inputs
+
+    try:
+        meta, arrays = CK.load(checkpoint_path)
+    except CK.CheckpointError as e:
+        raise click.UsageError(str(e)) from None
+    try:
+        results = predict_inputs(meta, arrays, inputs, invert)
+    except (InputError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    for label, cls, probs in results:
+        if as_json:
+            click.echo(json.dumps(dict(input=label, prediction=cls, probabilities=probs)))
+        else:
+            top = " ".join(f"{k}:{p:.3f}" for k, p in sorted(enumerate(probs), key=lambda kp: -kp[1])[:3])
+            click.echo(f"{label}: {cls}  ({top})")
+
+
+@main.command()
 @click.option("--dtype", "dtypes", type=click.Choice(["float32", "float64"]), multiple=True,
               help="Compile for this type only (repeatable).  [default: both]")
 def warmup(dtypes):

@@ -172,7 +172,8 @@ def _first_bad_layer(network):
     return "the loss"
 
 
-def _checkpoint_state(network, optimizer, config, rng, epoch, step, step_count, total_loss, order, classes):
+def _checkpoint_state(network, optimizer, config, rng, epoch, step, step_count, total_loss, order, classes,
+                      prepared, dataset):
     from fastmlp import config as C
     arrays = {"params": network.params, "order": order}
     opt_meta = {"name": config.optimizer, "t": optimizer.t}
@@ -181,8 +182,21 @@ def _checkpoint_state(network, optimizer, config, rng, epoch, step, step_count, 
             arrays[f"optimizer_{k}"] = v
     meta = dict(epoch=epoch, step=step, step_count=step_count, total_loss=total_loss,
                 rng=rng.bit_generator.state, optimizer=opt_meta, config=C.to_dict(config),
-                input_width=network.width["input"], classes=classes, dtype=str(network.dtype))
+                input_width=network.width["input"], classes=classes, dtype=str(network.dtype),
+                mean=prepared.mean, std=prepared.std, rows=dataset.rows, cols=dataset.cols)
     return arrays, meta
+
+
+def network_from_checkpoint(meta, arrays, max_batch=None):
+    """(network, config) with the checkpoint's weights, ready for predict/evaluate."""
+    from fastmlp import config as C
+    config = C.from_dict(meta["config"])
+    network = Network(config.nodes(meta["classes"]), meta["input_width"], meta["classes"],
+                      max_batch=max_batch or config.batch_size, dtype=meta["dtype"], init=config.init, seed=config.seed)
+    if arrays["params"].shape != network.params.shape:
+        raise ValueError(f"checkpoint holds {arrays['params'].size} parameters; its configuration needs {network.params.size}")
+    network.params[...] = arrays["params"]
+    return network, config
 
 
 def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1, resume=None, stop=None):
@@ -236,7 +250,7 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
 
     def write(path, epoch, step, total_loss, order_now):
         arrays, meta = _checkpoint_state(network, optimizer, config, rng, epoch, step, step_count, total_loss,
-                                         order_now, dataset.classes)
+                                         order_now, dataset.classes, prepared, dataset)
         return checkpoint.save(path, arrays, meta)
 
     for epoch in range(first_epoch, config.epochs + 1):
