@@ -137,8 +137,10 @@ def _fraction(ctx, param, value):
               help="Epochs between checkpoints.")
 @click.option("--resume", "resume_path", type=click.Path(dir_okay=False), default=None,
               help="Continue from a checkpoint, with its configuration (options given here override it).")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the per-epoch records as JSON lines to this new file (appended to when resuming).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per epoch and a final summary on stdout, nothing else.")
-def train(preset, config_file, as_json, data_dir, save_path, save_every, resume_path, **options):
+def train(preset, config_file, as_json, data_dir, save_path, save_every, resume_path, log_path, **options):
     """Train a network and report validation / test / full accuracy every epoch."""
     from fastmlp import PRESETS, DataError, TrainConfig, load
     from fastmlp import config as C
@@ -173,6 +175,8 @@ def train(preset, config_file, as_json, data_dir, save_path, save_every, resume_
         config.validate()
     except ValueError as e:
         raise click.UsageError(str(e)) from None
+    if log_path and os.path.exists(log_path) and not resume_path:
+        raise click.UsageError(f"{log_path} exists; choose a new --log file (it is appended to only with --resume)")
     log = (lambda m: click.echo(m, err=True))
     try:
         dataset = load(data_dir, log=log)
@@ -194,6 +198,9 @@ def train(preset, config_file, as_json, data_dir, save_path, save_every, resume_
             bar["bar"] = None
 
     def on_epoch(r):
+        if log_path:
+            with open(log_path, "a") as f:
+                f.write(json.dumps({k: _plain(v) for k, v in r.items()}) + "\n")
         if as_json:
             click.echo(json.dumps({k: _plain(v) for k, v in r.items()}))
             return
@@ -365,6 +372,23 @@ def predict(checkpoint_path, inputs, invert, as_json):
         else:
             top = " ".join(f"{k}:{p:.3f}" for k, p in sorted(enumerate(probs), key=lambda kp: -kp[1])[:3])
             click.echo(f"{label}: {cls}  ({top})")
+
+
+@main.command()
+@click.argument("logs", metavar="LOG...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+def plot(logs, output, force):
+    """Plot loss, the three accuracies and (when recorded) per-layer weight RMS per epoch
+    from `fastmlp train --log` files, several runs overlaid. Needs matplotlib."""
+    from fastmlp.plot import PlotError, plot_logs
+
+    if os.path.exists(output) and not force:
+        raise click.UsageError(f"{output} exists; pass --force to replace it")
+    try:
+        click.echo(f"wrote {plot_logs(logs, output)}")
+    except PlotError as e:
+        raise click.ClickException(str(e)) from None
 
 
 @main.command()

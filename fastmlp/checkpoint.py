@@ -11,6 +11,8 @@ import zipfile
 
 import numpy as np
 
+from fastmlp.files import publish
+
 FORMAT = "fastmlp-checkpoint-1"
 
 
@@ -30,7 +32,7 @@ def save(path, arrays, meta):
             np.savez(f, **payload)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -21,6 +21,8 @@ import zlib
 
 import numpy as np
 
+from fastmlp.files import publish
+
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
     "train_labels": "train-labels-idx1-ubyte.gz",
@@ -149,7 +151,7 @@ def _fetch(url, destination, expected_sha256, timeout):
             raise DataError(f"truncated transfer ({received} of {declared} bytes)")
         if h.hexdigest() != expected_sha256:
             raise DataError(f"SHA-256 mismatch (got {h.hexdigest()[:16]}..., expected {expected_sha256[:16]}...)")
-        os.replace(tmp, destination)
+        publish(tmp, destination)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
