@@ -392,6 +392,33 @@ def plot(logs, output, force):
 
 
 @main.command()
+@click.argument("grid", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Directory for per-run results and results.csv.  [default: GRID's name + '-results']")
+@click.option("--workers", type=int, callback=_positive_int, help="Runs at a time.  [default: cores]")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Run on a Dask distributed cluster (e.g. tcp://127.0.0.1:8786) instead of local processes.")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Directory holding the four IDX files (else $FASTMLP_DATA_DIR, else the download cache).")
+def sweep(grid, out_dir, workers, scheduler, data_dir):
+    """Train every combination of a sweep file's [grid] values over its [base] configuration,
+    several at a time; write OUT/results.csv and print a Markdown table. Re-running skips
+    finished runs; a failed run is reported and the others go on."""
+    from fastmlp import sweep as S
+
+    out_dir = out_dir or os.path.splitext(os.path.basename(grid))[0] + "-results"
+    try:
+        rows = S.run_sweep(grid, out_dir, workers, data_dir, scheduler, log=lambda m: click.echo(m, err=True))
+    except S.SweepError as e:
+        raise click.UsageError(str(e)) from None
+    click.echo(S.markdown(rows))
+    failed = sum(r["status"] != "ok" for r in rows)
+    click.echo(f"results: {os.path.join(out_dir, 'results.csv')}" + (f"; {failed} failed" if failed else ""), err=True)
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
 @click.option("--dtype", "dtypes", type=click.Choice(["float32", "float64"]), multiple=True,
               help="Compile for this type only (repeatable).  [default: both]")
 def warmup(dtypes):

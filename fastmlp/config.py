@@ -40,6 +40,12 @@ def read(path):
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return values_from_table(table, path)
+
+
+def values_from_table(table, path):
+    """TrainConfig keyword arguments from a parsed table (experiment file or sweep run)."""
+    table = dict(table)
     values = {}
     preset = table.pop("preset", None)
     if preset is not None:

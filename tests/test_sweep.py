@@ -1,0 +1,88 @@
+"""fastmlp sweep: local process pool and a Dask cluster on 127.0.0.1; resumable; failures
+reported; bad sweep files rejected."""
+import csv
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from fastmlp import sweep as S
+from fastmlp.cli.main import main
+from conftest import ROOT
+
+GRID = """
+[base]
+hidden = [16]
+epochs = 1
+limit = 600
+[grid]
+crop = [0, 4]
+lr = [0.5, 1.0]
+"""
+
+
+def _sweep(tmp_path, text, *args):
+    f = tmp_path / "grid.toml"
+    f.write_text(text)
+    out = tmp_path / "out"
+    return CliRunner().invoke(main, ["sweep", str(f), "--out", str(out), *args]), out
+
+
+def test_local_sweep_table_and_resume(tmp_path, mnist_dir):
+    r, out = _sweep(tmp_path, GRID, "--workers", "2", "--data-dir", mnist_dir)
+    assert r.exit_code == 0, r.output
+    table = [l for l in r.stdout.splitlines() if l.startswith("| ") and "crop" not in l]
+    assert len(table) == 4 and all("| ok |" in l for l in table)
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and {r["crop"] for r in rows} == {"0", "4"}
+    assert all(0 < float(r["full_acc"]) <= 100 for r in rows)
+    # An interrupted sweep: forget one run, re-run, only that one trains again.
+    victim = sorted(os.listdir(out / "runs"))[0]
+    os.remove(out / "runs" / victim)
+    r2, _ = _sweep(tmp_path, GRID, "--workers", "2", "--data-dir", mnist_dir)
+    assert r2.exit_code == 0 and "3 already finished, 1 to go" in r2.stderr
+
+
+def test_a_failed_run_is_reported_and_the_others_finish(tmp_path, mnist_dir, monkeypatch):
+    # lr 1e38 overflows float32 within three steps (Inf loss): that run fails, the other finishes.
+    text = (GRID.replace("lr = [0.5, 1.0]", "lr = [0.5, 1e38]").replace("crop = [0, 4]", "crop = [0]")
+            .replace("epochs = 1", "epochs = 1\nbatch_size = 50"))
+    r, out = _sweep(tmp_path, text, "--workers", "2", "--data-dir", mnist_dir)
+    assert r.exit_code == 1
+    lines = [l for l in r.stdout.splitlines() if l.startswith("| ") and "status" not in l]
+    assert sum("| ok |" in l for l in lines) == 1 and sum("| failed |" in l for l in lines) == 1
+    assert "Diverged" in r.stdout
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("[base]\nepochs = 1\n", "no runs"),
+    ("[base]\nepochs = 1\n[grid]\n", "no runs"),
+    ("[grid]\nlr = []\n", "must be a non-empty list"),
+    ("[grid]\nlearning_rate = [0.1]\n", "unknown key 'learning_rate'"),
+    ("[grid]\ncrop = [20]\n", "crop must be between 0 and 13"),
+    ("[runs]\nx = 1\n", "unknown key 'runs'"),
+])
+def test_bad_sweep_files(tmp_path, text, needle):
+    r, out = _sweep(tmp_path, text)
+    assert r.exit_code == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_example_sweeps_parse():
+    for name in os.listdir(ROOT / "examples"):
+        if name.startswith("sweep-"):
+            assert S.read(ROOT / "examples" / name), name
+
+
+def test_dask_cluster_on_localhost(tmp_path, mnist_dir):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(host="127.0.0.1", protocol="tcp", n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        r, out = _sweep(tmp_path, GRID, "--scheduler", cluster.scheduler_address, "--workers", "2",
+                        "--data-dir", mnist_dir)
+    assert r.exit_code == 0, r.output
+    assert len(os.listdir(out / "runs")) == 4
+    results = [json.loads((out / "runs" / f).read_text()) for f in os.listdir(out / "runs")]
+    assert all(x["status"] == "ok" for x in results)
