@@ -21,6 +21,23 @@ _FIELDS = {"dense": {"units"}, "activation": {"function"}, "dropout": {"rate"},
            "add": set(), "concat": set(), "head": set()}
 
 
+# Activations defined outside kernels/activations.py, e.g. in a notebook: name ->
+# (forward(A, Z), backward(dZ, dA, Z, A)), kernels with the built-in ones' signatures
+# minus `kind`. Add one with register_activation; the built-in table stays the fast path.
+CUSTOM_ACTIVATIONS = {}
+
+
+def register_activation(name, forward, backward):
+    """Make `name` usable wherever an activation name is (TrainConfig, graphs)."""
+    if name in ACTIVATIONS:
+        raise ValueError(f"{name!r} is a built-in activation")
+    CUSTOM_ACTIVATIONS[name] = (forward, backward)
+
+
+def known_activations():
+    return [*ACTIVATIONS, *CUSTOM_ACTIVATIONS]
+
+
 class GraphError(ValueError):
     """A graph that cannot be built; the message names the node."""
 
@@ -155,8 +172,8 @@ def _check_fields(n):
         raise GraphError(f"node '{n.name}' ({n.type}): takes exactly one input, got {arity}")
     if n.type == "dense" and (not isinstance(n.units, int) or isinstance(n.units, bool) or n.units < 1):
         raise GraphError(f"node '{n.name}' (dense): 'units' must be a positive integer, got {n.units!r}")
-    if n.type == "activation" and n.function not in ACTIVATIONS:
+    if n.type == "activation" and n.function not in known_activations():
         raise GraphError(f"node '{n.name}' (activation): unknown function {n.function!r} "
-                         f"(known: {', '.join(ACTIVATIONS)})")
+                         f"(known: {', '.join(known_activations())})")
     if n.type == "dropout" and not (isinstance(n.rate, (int, float)) and 0 <= n.rate < 1):
         raise GraphError(f"node '{n.name}' (dropout): 'rate' must be in [0, 1), got {n.rate!r}")

@@ -115,7 +115,10 @@ class Network:
                 l = self.layer[n.name]
                 K.dense_forward(y, a, self.W[l], self.b[l])
             elif n.type == "activation":
-                K.activation_forward(y, a, K.ACTIVATIONS[n.function])
+                if n.function in G.CUSTOM_ACTIVATIONS:
+                    G.CUSTOM_ACTIVATIONS[n.function][0](y, a)
+                else:
+                    K.activation_forward(y, a, K.ACTIVATIONS[n.function])
             elif n.type == "dropout":
                 if not (training and n.rate > 0):
                     v[n.name] = a
@@ -165,7 +168,11 @@ class Network:
                 dx = self._dest(u, B) if want else self._no_dx
                 K.dense_backward(dx, self.dW[l], self.db[l], dy, v[u], self.W[l], self.scratch[l], self.zeros, want)
             elif n.type == "activation" and ins:
-                K.activation_backward(self._dest(ins[0], B), dy, v[ins[0]], v[n.name], K.ACTIVATIONS[n.function])
+                if n.function in G.CUSTOM_ACTIVATIONS:
+                    G.CUSTOM_ACTIVATIONS[n.function][1](self._dest(ins[0], B), dy, v[ins[0]], v[n.name])
+                else:
+                    K.activation_backward(self._dest(ins[0], B), dy, v[ins[0]], v[n.name],
+                                          K.ACTIVATIONS[n.function])
             elif n.type == "dropout" and ins:
                 if training and n.rate > 0:
                     K.dropout_backward(self._dest(ins[0], B), dy, self.mask[n.name][:B])

@@ -101,7 +101,7 @@ class TrainConfig:
         need(self.limit is None or self.limit >= 1, f"limit must be at least 1, got {self.limit}")
         if self.graph is None:
             for a in self.activations():
-                need(a in K.ACTIVATIONS, f"unknown activation {a!r} (known: {', '.join(K.ACTIVATIONS)})")
+                need(a in G.known_activations(), f"unknown activation {a!r} (known: {', '.join(G.known_activations())})")
         pixel_subset(28, 28, self.crop, self.center, self.drop_pixels, self.pixel_seed)
 
     def batch_for_epoch(self, epoch):
@@ -126,8 +126,7 @@ def kernels_for(config, network, optimizer):
     """The kernels a training run will call: compiled before the first step."""
     names = ["dense_forward", "dense_backward", "softmax_cross_entropy_forward",
              "softmax_cross_entropy_backward", optimizer.kernel]
-    types = {n.type for n in network.order}
-    if "activation" in types:
+    if any(n.type == "activation" and n.function in K.ACTIVATIONS for n in network.order):
         names += ["activation_forward", "activation_backward"]
     if any(n.type == "dropout" and n.rate > 0 for n in network.order):
         names += ["dropout_forward", "dropout_backward"]

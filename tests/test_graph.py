@@ -115,3 +115,37 @@ def test_bad_experiment_files(tmp_path, text, message):
     with pytest.raises(C.ConfigError) as e:
         C.read(f)
     assert message in str(e.value) and str(f) in str(e.value)
+
+
+def test_registered_activation_used_in_training_and_gradient():
+    from numba import njit
+
+    @njit
+    def square_forward(A, Z):
+        for i in range(Z.shape[0]):
+            for j in range(Z.shape[1]):
+                A[i, j] = Z[i, j] * Z[i, j]
+
+    @njit
+    def square_backward(dZ, dA, Z, A):
+        for i in range(Z.shape[0]):
+            for j in range(Z.shape[1]):
+                dZ[i, j] = dA[i, j] * 2.0 * Z[i, j]
+
+    if "square" not in G.CUSTOM_ACTIVATIONS:
+        G.register_activation("square", square_forward, square_backward)
+    with pytest.raises(ValueError, match="built-in"):
+        G.register_activation("relu", square_forward, square_backward)
+    net = Network.serial([5, 4, 3], ["square"], max_batch=6, dtype=np.float64, init="glorot", seed=2)
+    rng = np.random.default_rng(1)
+    x, t = rng.standard_normal((6, 5)), np.eye(3)[[0, 1, 2, 0, 1, 2]]
+    net.forward(x, training=True)
+    net.loss_and_backward(t)
+    np.testing.assert_allclose(net.values["square1"], net.values["dense1"] ** 2)
+    g = net.grads.copy()
+    i, eps = 3, 1e-6
+    net.params[i] += eps
+    net.forward(x, training=True); up = net.loss_and_backward(t)
+    net.params[i] -= 2 * eps
+    net.forward(x, training=True); down = net.loss_and_backward(t)
+    assert abs((up - down) / (2 * eps) - g[i]) < 1e-7
