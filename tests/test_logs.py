@@ -38,3 +38,12 @@ def test_plot_rejects_bad_logs(tmp_path):
     bad.write_text("not json\n")
     r = CliRunner().invoke(main, ["plot", str(bad), "-o", str(out)])
     assert r.exit_code == 1 and "not a JSON line" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(tmp_path, monkeypatch):
+    import sys
+    log = tmp_path / "a.jsonl"
+    log.write_text('{"epoch": 1, "loss": 1.0, "val_acc": 1, "test_acc": 1, "full_acc": 1}\n')
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    r = CliRunner().invoke(main, ["plot", str(log), "-o", str(tmp_path / "x.png")])
+    assert r.exit_code == 1 and "pip install 'fastmlp[plot]'" in r.stderr

@@ -75,3 +75,14 @@ def test_evaluate_and_predict_refuse_non_checkpoints(tmp_path):
     for args in (["evaluate", str(bad)], ["predict", str(bad), str(bad)]):
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 2 and "not a readable fastmlp checkpoint" in r.stderr
+
+
+def test_truncated_checkpoint_through_the_cli(ckpt, tmp_path, mnist_dir):
+    path, _ = ckpt
+    cut = tmp_path / "cut.npz"
+    data = path.read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    for args in (["evaluate", str(cut), "--data-dir", mnist_dir], ["train", "--resume", str(cut)]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2 and str(cut) in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert cut.read_bytes() == data[: len(data) // 3]
