@@ -31,16 +31,20 @@ _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _TUPLES = {"hidden", "activation"}
 
 
-def read(path):
-    """The values an experiment file sets, as TrainConfig keyword arguments."""
+def read_toml(path):
+    """The parsed TOML table of `path`; ConfigError (one line, naming the file) otherwise."""
     try:
         with open(path, "rb") as f:
-            table = tomllib.load(f)
+            return tomllib.load(f)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    return values_from_table(table, path)
+
+
+def read(path):
+    """The values an experiment file sets, as TrainConfig keyword arguments."""
+    return values_from_table(read_toml(path), path)
 
 
 def values_from_table(table, path):

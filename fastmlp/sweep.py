@@ -26,7 +26,6 @@ import multiprocessing
 import os
 import tempfile
 import time
-import tomllib
 
 from fastmlp import config as C
 from fastmlp.files import publish
@@ -39,12 +38,9 @@ class SweepError(ValueError):
 def read(path):
     """(list of (run id, TrainConfig values dict, the grid values of that run))."""
     try:
-        with open(path, "rb") as f:
-            table = tomllib.load(f)
-    except OSError as e:
-        raise SweepError(f"{path}: cannot read: {e.strerror or e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SweepError(f"{path}: not valid TOML: {e}") from None
+        table = C.read_toml(path)
+    except C.ConfigError as e:
+        raise SweepError(str(e)) from None
     unknown = sorted(set(table) - {"base", "grid"})
     if unknown:
         raise SweepError(f"{path}: unknown key {unknown[0]!r} (a sweep file has [base] and [grid])")
