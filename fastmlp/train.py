@@ -294,10 +294,8 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
                            f"first non-finite: {_first_bad_layer(network)}")
         val, test, full = evaluate(network, prepared)
         record = dict(epoch=epoch, loss=total_loss / n, val_acc=val, test_acc=test, full_acc=full,
-                      seconds=seconds, samples_per_s=(steps - start_step) * bs / seconds if seconds else 0.0,
+                      seconds=seconds, samples_per_s=(n - min(n, start_step * bs)) / seconds,
                       batch_size=bs, lr=lr)
-        if start_step == 0:
-            record["samples_per_s"] = n / seconds
         if config.weight_stats:
             record["weight_stats"] = network.weight_stats()
         if epoch == first_epoch:
