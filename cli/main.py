@@ -124,6 +124,9 @@ def _fraction(ctx, param, value):
 @click.option("--center", type=int, help="Keep only the central K x K pixels (1-28).")
 @click.option("--drop-pixels", type=float, help="Remove a fixed random fraction F in [0, 1) of pixel positions.  [default: 0]")
 @click.option("--pixel-seed", type=int, help="Seed choosing the dropped pixel positions.  [default: 0]")
+@click.option("--shift", type=int, metavar="N",
+              help="Augment: move every training image by a random offset of up to N pixels in each "
+                   "direction, new at every step (0-13; evaluation images are never moved).  [default: 0]")
 @click.option("--seed", type=int, help="Seed for initialisation, shuffling and dropout.  [default: 0]")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), help="Floating-point type.  [default: float32]")
 @click.option("--threads", type=int, callback=_positive_int, help="Numba threads.  [default: all cores]")

@@ -278,6 +278,10 @@ class Prepared:
     test_y: np.ndarray
     mean: float
     std: float
+    # With keep_full: every training image at full size, scaled alike, and the flat indices
+    # of the kept pixels (for augmentation, which moves the image before taking the subset).
+    train_images: np.ndarray | None = None
+    pixels: np.ndarray | None = None
 
 
 def pixel_subset(rows, cols, crop=0, center=None, drop=0.0, seed=0):
@@ -317,12 +321,14 @@ def one_hot(labels, classes, dtype):
     return t
 
 
-def prepare(dataset, standardize=True, dtype=np.float32, limit=None, pixels=None):
+def prepare(dataset, standardize=True, dtype=np.float32, limit=None, pixels=None, keep_full=False):
     """Scale pixels to [0, 1], or standardize them with the training set's single mean and
     standard deviation (the book's way); keep only the columns `pixels` if given; keep the
-    first `limit` training images if given. Built once, in the requested dtype."""
+    first `limit` training images if given. Built once, in the requested dtype. keep_full
+    also fills train_images and pixels (train_images is train_x when no subset is taken)."""
     dtype = np.dtype(dtype)
-    train = dataset.train_images if limit is None else dataset.train_images[:limit]
+    full = dataset.train_images if limit is None else dataset.train_images[:limit]
+    train = full
     train_y = dataset.train_labels if limit is None else dataset.train_labels[:limit]
     test = dataset.test_images
     if pixels is not None:
@@ -332,8 +338,13 @@ def prepare(dataset, standardize=True, dtype=np.float32, limit=None, pixels=None
         std = std if std > 0 else 1.0
     else:
         mean, std = 0.0, 255.0
-    return Prepared(_scaled(train, mean, std, dtype), one_hot(train_y, dataset.classes, dtype), train_y,
-                    _scaled(test, mean, std, dtype), dataset.test_labels, mean, std)
+    train_x = _scaled(train, mean, std, dtype)
+    images = kept = None
+    if keep_full:
+        images = train_x if pixels is None else _scaled(full, mean, std, dtype)
+        kept = np.arange(full.shape[1]) if pixels is None else np.ascontiguousarray(pixels, np.int64)
+    return Prepared(train_x, one_hot(train_y, dataset.classes, dtype), train_y,
+                    _scaled(test, mean, std, dtype), dataset.test_labels, mean, std, images, kept)
 
 
 def _scaled(a, mean, std, dtype, rows=4096):

@@ -53,6 +53,7 @@ class TrainConfig:
     center: int | None = None
     drop_pixels: float = 0.0
     pixel_seed: int = 0
+    shift: int = 0                     # move each training image by up to this many pixels
     # Running.
     seed: int = 0
     dtype: str = "float32"
@@ -103,6 +104,7 @@ class TrainConfig:
             for a in self.activations():
                 need(a in G.known_activations(), f"unknown activation {a!r} (known: {', '.join(G.known_activations())})")
         pixel_subset(28, 28, self.crop, self.center, self.drop_pixels, self.pixel_seed)
+        need(0 <= self.shift <= 13, f"shift must be between 0 and 13 pixels, got {self.shift}")
 
     def batch_for_epoch(self, epoch):
         if self.batch_ramp is None:
@@ -134,6 +136,8 @@ def kernels_for(config, network, optimizer):
         names.append("weight_decay")
     if config.max_norm is not None:
         names.append("max_norm")
+    if config.shift > 0:
+        names.append("shift_gather")
     return names
 
 
@@ -145,7 +149,7 @@ def evaluate(network, prepared):
 def prepare_for(config, dataset):
     pixels = pixel_subset(dataset.rows, dataset.cols, config.crop, config.center,
                           config.drop_pixels, config.pixel_seed)
-    return prepare(dataset, config.standardize, config.dtype, config.limit, pixels)
+    return prepare(dataset, config.standardize, config.dtype, config.limit, pixels, keep_full=config.shift > 0)
 
 
 class Diverged(RuntimeError):
@@ -242,6 +246,8 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
         first_epoch, first_step, step_count = meta["epoch"], meta["step"], meta["step_count"]
         resumed_loss = meta["total_loss"]
         order = arrays["order"] if first_step > 0 else None
+    # With --shift, blank pixels moved into the image take the scaled value of a 0 pixel.
+    background = float(network.dtype.type(-prepared.mean / prepared.std))
     compile_start = time.perf_counter()
     K.warmup(network.dtype, kernels_for(config, network, optimizer))
     compile_seconds = time.perf_counter() - compile_start
@@ -263,7 +269,13 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
         total_loss = resumed_loss if epoch == first_epoch else 0.0
         for step in range(start_step, steps):
             lo, hi = step * bs, min(n, step * bs + bs)
-            if config.shuffle:
+            if config.shift > 0:  # augmented: each image moved at random, then gathered
+                x = network.x[:hi - lo]
+                K.shift_gather(x, prepared.train_images, order[lo:hi], prepared.pixels, dataset.rows, dataset.cols,
+                               background, config.shift, config.seed, step_count)
+                t = network.t[:hi - lo]
+                np.take(prepared.train_t, order[lo:hi], axis=0, out=t)
+            elif config.shuffle:
                 x, t = network.x[:hi - lo], network.t[:hi - lo]
                 np.take(prepared.train_x, order[lo:hi], axis=0, out=x)
                 np.take(prepared.train_t, order[lo:hi], axis=0, out=t)

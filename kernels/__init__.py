@@ -5,6 +5,7 @@ Every kernel has a plain NumPy twin of the same name in fastmlp.kernels.referenc
 from ._jit import CACHE_ENABLED
 from ._jit import cache_dirs as _cache_dirs
 from .activations import ACTIVATIONS, activation_backward, activation_forward
+from .augment import shift_gather
 from . import dense as _dense
 from .dense import dense_backward, dense_forward, scratch_size
 from .dropout import dropout_backward, dropout_forward
@@ -16,7 +17,7 @@ __all__ = [
     "ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "scratch_size", "activation_backward", "activation_forward",
     "adam_step", "cross_entropy", "dense_backward", "dense_forward", "dropout_backward",
     "dropout_forward", "max_norm", "momentum_step", "sgd_step", "weight_decay",
-    "softmax_cross_entropy_backward", "softmax_cross_entropy_forward", "softmax_rows",
+    "softmax_cross_entropy_backward", "softmax_cross_entropy_forward", "softmax_rows", "shift_gather",
 ]
 
 
@@ -27,7 +28,7 @@ def cache_dirs():
                         _dense.column_sums, _dense.dense_dw_rows, _dense.dense_dx_rows, _dense.transpose,
                         dense_forward, dropout_backward, dropout_forward,
                         max_norm, momentum_step, sgd_step, weight_decay, softmax_cross_entropy_backward,
-                        softmax_cross_entropy_forward, softmax_rows])
+                        softmax_cross_entropy_forward, softmax_rows, shift_gather])
 
 
 def warmup(dtype, names=None):
@@ -60,6 +61,7 @@ def warmup(dtype, names=None):
         "adam_step": lambda: adam_step(b, np.zeros_like(b), np.zeros_like(b), b, 0.5, 0.9, 0.999, 1e-8, 1),
         "weight_decay": lambda: weight_decay(b, b, 0.5),
         "max_norm": lambda: max_norm(w, 1.0),
+        "shift_gather": lambda: shift_gather(x, np.ones((2, 4), dtype), np.arange(2), np.arange(3), 2, 2, 0.0, 1, 0, 0),
     }
     names = list(calls) if names is None else list(names)
     for name in names:

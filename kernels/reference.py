@@ -153,3 +153,28 @@ def dropout_forward(X, p, seed, step, node):
 def dropout_backward(dY, M):
     dY, M = _f64(dY, M)
     return dY * M
+
+
+# --- augmentation ---------------------------------------------------------------------
+SHIFT_NODE = 0xFFFFFFFF
+
+
+def shift_offsets(seed, step, B, S):
+    """(dy, dx) for each batch row: uniform in -S..S from hash(seed, step, SHIFT_NODE, i, 0)."""
+    out = []
+    for i in range(B):
+        h = unit_hash(seed, step, SHIFT_NODE, i, 0)
+        out.append(((h % (2 * S + 1)) - S, ((h >> 32) % (2 * S + 1)) - S))
+    return out
+
+
+def shift_gather(images, rows, pixels, R, C, background, S, seed, step):
+    """Images rows[i] moved down by dy and right by dx (blank pixels = background), then
+    the columns `pixels` kept; returns X[B, P]."""
+    (images,) = _f64(images)
+    X = np.empty((len(rows), len(pixels)))
+    for i, (dy, dx) in enumerate(shift_offsets(seed, step, len(rows), S)):
+        moved = np.full((R + 2 * S, C + 2 * S), float(background))
+        moved[S + dy:S + dy + R, S + dx:S + dx + C] = images[rows[i]].reshape(R, C)
+        X[i] = moved[S:S + R, S:S + C].ravel()[pixels]
+    return X

@@ -34,8 +34,10 @@ def test_resume_at_an_epoch_boundary_is_bit_identical(mnist, tmp_path):
     assert [r["epoch"] for r in later] == [3, 4] and later[-1]["full_acc"] == records[-1]["full_acc"]
 
 
-def test_interrupt_mid_epoch_saves_and_resumes_bit_identical(mnist, tmp_path):
-    whole, _ = train(TrainConfig(**BASE), mnist)
+@pytest.mark.parametrize("shift", [0, 2])
+def test_interrupt_mid_epoch_saves_and_resumes_bit_identical(mnist, tmp_path, shift):
+    base = {**BASE, "shift": shift}  # shift: the augmented images are keyed by the step counter
+    whole, _ = train(TrainConfig(**base), mnist)
     calls = {"n": 0}
 
     def stop():  # "Ctrl-C" after step 114: epoch 1 has 94 steps of 16, so mid epoch 2
@@ -44,11 +46,11 @@ def test_interrupt_mid_epoch_saves_and_resumes_bit_identical(mnist, tmp_path):
 
     path = tmp_path / "interrupted.npz"
     with pytest.raises(Interrupted) as e:
-        train(TrainConfig(**BASE), mnist, save=path, stop=stop)
+        train(TrainConfig(**base), mnist, save=path, stop=stop)
     assert e.value.path == str(path) and "epoch 2" in str(e.value)
     meta, arrays = C.load(path)
     assert meta["epoch"] == 2 and meta["step"] > 0
-    resumed, _ = train(TrainConfig(**BASE), mnist, resume=(meta, arrays))
+    resumed, _ = train(TrainConfig(**base), mnist, resume=(meta, arrays))
     assert np.array_equal(whole.params, resumed.params)
 
 

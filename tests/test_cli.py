@@ -80,6 +80,7 @@ def test_cache_command_lists_the_kernel_cache():
 
 @pytest.mark.parametrize("args,needle", [
     (["--crop", "14"], "crop must be between 0 and 13, got 14"),
+    (["--shift", "14"], "shift must be between 0 and 13 pixels, got 14"),
     (["--center", "29"], "center must be between 1 and 28, got 29"),
     (["--drop-pixels", "1.0"], "drop-pixels must be in [0, 1)"),
     (["--drop-pixels", "-0.5"], "drop-pixels must be in [0, 1)"),
