@@ -306,17 +306,15 @@ def data(data_dir, download):
 @click.option("--clear", is_flag=True, help="Delete fastmlp's compiled kernels.")
 def cache(clear):
     """Show (or clear) where Numba caches fastmlp's compiled kernels."""
-    from fastmlp.kernels import cache_dirs, CACHE_ENABLED
+    from fastmlp.kernels import cache_dirs, clear_cache, CACHE_ENABLED
 
     if not CACHE_ENABLED:
         click.echo("kernel cache disabled (FASTMLP_NUMBA_CACHE=0)")
     for d in cache_dirs():
         files = [f for f in os.listdir(d) if f.endswith((".nbi", ".nbc"))] if os.path.isdir(d) else []
         click.echo(f"{d}: {len(files)} cached files")
-        if clear:
-            for f in files:
-                os.remove(os.path.join(d, f))
     if clear:
+        clear_cache()
         click.echo("cleared")
 
 

@@ -16,17 +16,18 @@ import math
 from numba import njit, prange
 
 from ._jit import kernel
+from ._math import vexp
 
 ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "shifted_relu": 4}
 
 
 @njit(inline="always")
 def _sigmoid(z):
-    # Two branches so that exp never overflows: for z < 0, e = exp(z) <= 1.
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
+    # exp only of -|z| <= 0, so it never overflows: 1 / (1 + e) for z >= 0 and e / (1 + e)
+    # below. Branch-free, with the vectorisable float32 exp, so the loop runs 8 lanes wide.
+    e = vexp(-abs(z))
+    s = 1.0 / (1.0 + e)
+    return s if z >= 0 else e * s
 
 
 @njit(inline="always")

@@ -15,6 +15,7 @@ import math
 from numba import prange
 
 from ._jit import kernel
+from ._math import vexp
 
 
 @kernel(inline="always")
@@ -42,7 +43,7 @@ def _softmax_row(P, Z, i):
     m = _row_max(Z, i)
     s = 0.0
     for k in range(Z.shape[1]):
-        e = math.exp(Z[i, k] - m)
+        e = vexp(Z[i, k] - m)
         P[i, k] = e
         s += e
     for k in range(Z.shape[1]):
@@ -73,7 +74,7 @@ def cross_entropy(L, Z, T):
         m = _row_max(Z, i)
         s = 0.0
         for k in range(K):
-            s += math.exp(Z[i, k] - m)
+            s += vexp(Z[i, k] - m)
         L[i] = _row_loss(Z, T, i, m, math.log(s))
     return _mean(L[:B])
 
