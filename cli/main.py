@@ -89,7 +89,7 @@ def _fraction(ctx, param, value):
               help="Start from a named configuration; a --config file and explicit options override it. "
                    "book: 784-100-10 sigmoid, batch 256, lr 1, 10 epochs, no shuffle; book99: 1200 sigmoid "
                    "units, batch 600, lr 0.8, 100 epochs; deep: 1200-1200 shifted ReLU, dropout 0.2/0.5, "
-                   "Adam with cosine lr, batch ramp 32 -> 256, 50 epochs.")
+                   "Adam with cosine lr, batch ramp 32 -> 256, 50 epochs, --shift 1.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML experiment file: TrainConfig keys and optional [[node]] graph tables.")
 @click.option("--hidden", callback=_int_list, metavar="N[,N...]", help="Hidden layer sizes.  [default: 100]")

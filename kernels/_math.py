@@ -64,7 +64,7 @@ def vexp(x):
     return math.exp(x)
 
 
-@overload(vexp, inline="always")
+@overload(vexp)
 def _vexp(x):
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return _expf

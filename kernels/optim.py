@@ -32,12 +32,19 @@ def momentum_step(p, v, g, lr, mu, nesterov):
 @kernel(parallel=True)
 def adam_step(p, m, v, g, lr, beta1, beta2, eps, t):
     """Adam with bias correction; t is the 1-based step count."""
+    # lr (m / c1) / (sqrt(v / c2) + eps) with the corrections taken out of the loop:
+    # one sqrt and one division an element (this pass is a fifth of a deep network's step).
     c1 = 1.0 - beta1 ** t
     c2 = 1.0 - beta2 ** t
+    step = lr / c1
+    unbias = 1.0 / math.sqrt(c2)
     for n in prange(p.shape[0]):
-        m[n] = beta1 * m[n] + (1.0 - beta1) * g[n]
-        v[n] = beta2 * v[n] + (1.0 - beta2) * g[n] * g[n]
-        p[n] -= lr * (m[n] / c1) / (math.sqrt(v[n] / c2) + eps)
+        gn = g[n]
+        mn = beta1 * m[n] + (1.0 - beta1) * gn
+        vn = beta2 * v[n] + (1.0 - beta2) * gn * gn
+        m[n] = mn
+        v[n] = vn
+        p[n] -= step * mn / (math.sqrt(vn) * unbias + eps)
 
 
 @kernel(parallel=True)
