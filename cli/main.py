@@ -443,13 +443,16 @@ def warmup(dtypes):
               help="Training samples per timed pass.  [default: 60000 for book, 12800 for deep]")
 @click.option("--repeats", type=int, default=2, show_default=True, callback=_positive_int,
               help="Timed passes per side (after one untimed); the fastest counts.")
-def bench(configs, threads, samples, repeats):
+@click.option("--rounds", type=int, default=1, show_default=True, callback=_positive_int,
+              help="Alternate the two sides this many times per configuration; the table shows the "
+                   "median epoch time per side and the median and range of the paired ratios.")
+def bench(configs, threads, samples, repeats, rounds):
     """Time training epochs of fastmlp against PyTorch on the CPU (or plain NumPy when
     PyTorch is not installed), each side in its own process, and print a table."""
     from fastmlp import bench as B
 
     try:
-        B.run(list(configs) or None, threads, samples, repeats, log=click.echo)
+        B.run(list(configs) or None, threads, samples, repeats, rounds, log=click.echo)
     except RuntimeError as e:
         raise click.ClickException(str(e)) from None
 

@@ -176,8 +176,14 @@ def have_torch():
     return importlib.util.find_spec("torch") is not None
 
 
-def run(configs=None, threads=2, samples=None, repeats=2, log=print):
-    """Measure every configuration; returns a list of row dicts and prints a table."""
+def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print):
+    """Measure every configuration; returns a list of row dicts and prints a table.
+
+    Each round runs one fastmlp child, then one child of the other side; a round's ratio
+    compares those two neighbours in time. With several rounds the table shows the median
+    of each side's epoch times, the median of the round ratios and their range, so a noisy
+    machine shows up as a wide range rather than as a lucky figure."""
+    import statistics
     configs = configs or list(CONFIGS)
     other = "torch" if have_torch() else "numpy"
     peak = _run_child(["peak"], threads)["values"][0]
@@ -185,24 +191,33 @@ def run(configs=None, threads=2, samples=None, repeats=2, log=print):
     for name in configs:
         n = samples or (60000 if CONFIGS[name]["hidden"] == (100,) else 12800)
         row = {"config": name, "samples": n, "peak_gflops": peak}
+        seconds = {"fastmlp": [], other: []}
+        rss = {"fastmlp": 0.0, other: 0.0}
+        for _ in range(rounds):
+            for side in ("fastmlp", other):
+                r = _run_child([side, name, str(n), str(repeats), str(threads)], threads)
+                seconds[side].append(min(r["values"]))
+                rss[side] = max(rss[side], r["rss_mb"])
         for side in ("fastmlp", other):
-            r = _run_child([side, name, str(n), str(repeats), str(threads)], threads)
-            seconds = min(r["values"])
-            gflops = flops_per_sample(CONFIGS[name]["hidden"]) * n / seconds / 1e9
-            row[side] = dict(epoch_s=seconds * 60000 / n, samples_per_s=n / seconds, gflops=gflops,
-                             peak_fraction=gflops / peak, rss_mb=r["rss_mb"])
-        row["speedup"] = row[other]["epoch_s"] / row["fastmlp"]["epoch_s"]
+            t = statistics.median(seconds[side])
+            gflops = flops_per_sample(CONFIGS[name]["hidden"]) * n / t / 1e9
+            row[side] = dict(epoch_s=t * 60000 / n, samples_per_s=n / t, gflops=gflops,
+                             peak_fraction=gflops / peak, rss_mb=rss[side])
+        ratios = [b / a for a, b in zip(seconds["fastmlp"], seconds[other])]
+        row["speedup"] = statistics.median(ratios)
+        row["speedup_range"] = (min(ratios), max(ratios))
         rows.append(row)
     log(f"machine: {platform.machine()}, {os.cpu_count()} cpus, {threads} threads; float32 peak "
-        f"(NumPy BLAS 2048^3 matmul) {peak:.0f} GFLOP/s; comparison: {other}")
-    log(f"| config | side | s/epoch | samples/s | GFLOP/s | of peak | peak RSS MB | {other}/fastmlp |")
-    log("|---|---|---|---|---|---|---|---|")
+        f"(NumPy BLAS 2048^3 matmul) {peak:.0f} GFLOP/s; comparison: {other}; {rounds} round(s)")
+    log(f"| config | side | s/epoch | samples/s | GFLOP/s | of peak | peak RSS MB | {other}/fastmlp | range |")
+    log("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         for side in ("fastmlp", other):
             s = row[side]
             ratio = f"{row['speedup']:.2f}x" if side == "fastmlp" else ""
+            spread = "{:.2f}-{:.2f}x".format(*row["speedup_range"]) if side == "fastmlp" else ""
             log(f"| {row['config']} | {side} | {s['epoch_s']:.3f} | {s['samples_per_s']:,.0f} | {s['gflops']:.1f} | "
-                f"{100 * s['peak_fraction']:.0f}% | {s['rss_mb']:.0f} | {ratio} |")
+                f"{100 * s['peak_fraction']:.0f}% | {s['rss_mb']:.0f} | {ratio} | {spread} |")
     return rows
 
 
