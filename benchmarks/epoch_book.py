@@ -33,7 +33,7 @@ def fastmlp_epoch(net, x, t, bs, lr):
     for lo in range(0, x.shape[0], bs):
         xb, tb = x[lo:lo + bs], t[lo:lo + bs]
         net.forward(xb)
-        net.loss_and_backward(xb, tb)
+        net.loss_and_backward(tb)
         K.sgd_step(net.params, net.grads, lr)
 
 

@@ -147,7 +147,7 @@ class Network:
             np.add(g, self.acc[name][:B], out=g)
         self._arrivals[name] = self._arrivals.get(name, 0) + 1
 
-    def loss_and_backward(self, t, training=True):
+    def loss_and_backward(self, t, *, training=True):
         """Mean cross-entropy of the batch just run through forward(); fills grads.
         Walks the forward order in reverse, each node calling its backward kernel."""
         v = self.values

@@ -1,0 +1,50 @@
+"""The benchmark scripts time the real algorithm: their training code, run on a few
+batches, gives the same weights as fastmlp.train (no timings are asserted here)."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from fastmlp import PRESETS, TrainConfig, prepare, train
+from fastmlp.train import build_network
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BENCH = os.path.join(os.path.dirname(HERE), "benchmarks")
+
+
+def test_epoch_book_trains_the_book_network_exactly_as_train_does(mnist):
+    sys.path.insert(0, BENCH)
+    try:
+        import epoch_book
+    finally:
+        sys.path.remove(BENCH)
+    config = TrainConfig(**{**PRESETS["book"], "epochs": 1, "limit": 1024})
+    trained, _ = train(config, mnist)
+    p = prepare(mnist, True, np.float32, limit=1024)
+    net = build_network(config, 784, 10)
+    epoch_book.fastmlp_epoch(net, p.train_x, p.train_t, 256, 1.0)
+    assert np.array_equal(net.params, trained.params)
+
+
+def test_book_numpy_learns(mnist):
+    sys.path.insert(0, BENCH)
+    try:
+        import book_numpy
+    finally:
+        sys.path.remove(BENCH)
+    p = prepare(mnist, True, np.float64, limit=6000)
+    w1, w2 = book_numpy.initialize_weights(784, 100, 10, np.random.default_rng(0))
+    for _ in range(3):
+        book_numpy.train_epoch(p.train_x, p.train_t, w1, w2, 256, 1.0)
+    assert (book_numpy.classify(p.test_x, w1, w2) == p.test_y).mean() > 0.85
+
+
+def test_startup_child_reaches_a_training_step(mnist_dir):
+    sys.path.insert(0, BENCH)
+    try:
+        import startup
+    finally:
+        sys.path.remove(BENCH)
+    out = subprocess.run([sys.executable, "-c", startup.CHILD, mnist_dir], check=True, capture_output=True, text=True)
+    float(out.stdout.strip().splitlines()[-1])
