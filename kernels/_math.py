@@ -69,3 +69,15 @@ def _vexp(x):
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return _expf
     return lambda x: math.exp(x)
+
+
+def one(x):
+    """1 in the type of x (a float32 literal for float32, so arithmetic stays float32)."""
+    return 1.0
+
+
+@overload(one)
+def _one(x):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x: _ONE
+    return lambda x: 1.0
