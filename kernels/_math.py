@@ -3,10 +3,11 @@
 Numba has no vector exp here (no SVML), so math.exp on float32 is a scalar libm call
 (~4 ns an element), and it made the sigmoid of the book network cost as much as a third of
 its forward product. expf below is Cephes' expf: x = n ln2 + r with |r| <= ln2/2,
-exp(r) by a degree-7 polynomial, 2**n put into the exponent bits. Within 2 ulp of the
-correctly rounded value over the whole range (tests/test_kernels.py), branch-free so a
-loop over it vectorises. Beyond the float32 range it gives +inf above 88.72 and 0 below
--87.34 (where libm's expf gives subnormals), and NaN for NaN. float64 keeps math.exp.
+exp(r) by a degree-7 polynomial, 2**n put into the exponent bits. Within 1 ulp of the
+exact value over the whole range (tests/test_math.py), branch-free so a loop over it
+vectorises. Beyond the float32 range it gives +inf above 88.72 and 0 below -87.34 (where
+libm's expf gives subnormals), and NaN for NaN. float64 keeps math.exp. one(x) is 1 in
+x's type, so that float32 arithmetic around vexp stays float32.
 """
 import math
 
