@@ -306,13 +306,12 @@ def data(data_dir, download):
 @click.option("--clear", is_flag=True, help="Delete fastmlp's compiled kernels.")
 def cache(clear):
     """Show (or clear) where Numba caches fastmlp's compiled kernels."""
-    from fastmlp.kernels import cache_dirs, clear_cache, CACHE_ENABLED
+    from fastmlp.kernels import cache_dirs, cached_files, clear_cache, CACHE_ENABLED
 
     if not CACHE_ENABLED:
         click.echo("kernel cache disabled (FASTMLP_NUMBA_CACHE=0)")
     for d in cache_dirs():
-        files = [f for f in os.listdir(d) if f.endswith((".nbi", ".nbc"))] if os.path.isdir(d) else []
-        click.echo(f"{d}: {len(files)} cached files")
+        click.echo(f"{d}: {len(cached_files(d))} cached files")
     if clear:
         clear_cache()
         click.echo("cleared")

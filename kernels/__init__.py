@@ -37,7 +37,8 @@ def cache_dirs():
 SOURCES_STAMP = "fastmlp-sources.sha256"
 
 
-def _cached_files(d):
+def cached_files(d):
+    """The compiled-kernel files (.nbi index, .nbc code) in cache directory d."""
     return [os.path.join(d, f) for f in os.listdir(d) if f.endswith((".nbi", ".nbc"))] if os.path.isdir(d) else []
 
 
@@ -45,7 +46,7 @@ def clear_cache():
     """Remove every cached compiled kernel; returns {directory: files removed}."""
     removed = {}
     for d in cache_dirs():
-        files = _cached_files(d)
+        files = cached_files(d)
         for f in files:
             os.remove(f)
         removed[d] = len(files)
@@ -78,7 +79,7 @@ def _drop_stale_cache():
         except OSError:
             pass
         try:
-            for f in _cached_files(d):
+            for f in cached_files(d):
                 os.remove(f)
             os.makedirs(d, exist_ok=True)
             tmp = f"{stamp}.{os.getpid()}.tmp"
