@@ -207,8 +207,11 @@ def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print):
         row["speedup"] = statistics.median(ratios)
         row["speedup_range"] = (min(ratios), max(ratios))
         rows.append(row)
+    from fastmlp.kernels._jit import WIDE_FEATURES
+    width = "512-bit (FASTMLP_AVX512=1)" if WIDE_FEATURES else "256-bit (default)"
     log(f"machine: {platform.machine()}, {os.cpu_count()} cpus, {threads} threads; float32 peak "
-        f"(NumPy BLAS 2048^3 matmul) {peak:.0f} GFLOP/s; comparison: {other}; {rounds} round(s)")
+        f"(NumPy BLAS 2048^3 matmul) {peak:.0f} GFLOP/s; comparison: {other}; {rounds} round(s); "
+        f"fastmlp kernels {width}")
     log(f"| config | side | s/epoch | samples/s | GFLOP/s | of peak | peak RSS MB | {other}/fastmlp | range |")
     log("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
