@@ -351,8 +351,10 @@ def prepare(dataset, standardize=True, dtype=np.float32, limit=None, pixels=None
 
 def mean_std(a):
     """Mean and standard deviation of all of a's values, as float64. For bytes (MNIST's
-    pixels) they come exactly from a 256-bin histogram, integer arithmetic and one rounding
-    (4x faster than NumPy's float64 passes over 47 million values); other types use NumPy."""
+    pixels) they come from a 256-bin histogram and exact integer arithmetic: the mean is
+    correctly rounded, the deviation within 1 ulp (the variance rounded once, then its
+    square root), 4x faster than NumPy's float64 passes over 47 million values. Other
+    types use NumPy. a must not be empty."""
     if a.dtype != np.uint8:
         return float(a.mean(dtype=np.float64)), float(a.std(dtype=np.float64))
     counts = np.zeros(256, np.int64)

@@ -2,10 +2,9 @@
 
 Every kernel has a plain NumPy twin of the same name in fastmlp.kernels.reference.
 """
-import hashlib
 import os
 
-from ._jit import CACHE_ENABLED
+from ._jit import CACHE_ENABLED, SOURCES_DIGEST, sources_digest
 from ._jit import cache_dirs as _cache_dirs
 from .activations import ACTIVATIONS, activation_backward, activation_forward
 from .augment import shift_gather
@@ -34,9 +33,6 @@ def cache_dirs():
                         softmax_cross_entropy_forward, softmax_rows, shift_gather])
 
 
-SOURCES_STAMP = "fastmlp-sources.sha256"
-
-
 def cached_files(d):
     """The compiled-kernel files (.nbi index, .nbc code) in cache directory d."""
     return [os.path.join(d, f) for f in os.listdir(d) if f.endswith((".nbi", ".nbc"))] if os.path.isdir(d) else []
@@ -51,47 +47,6 @@ def clear_cache():
             os.remove(f)
         removed[d] = len(files)
     return removed
-
-
-def sources_digest():
-    """SHA-256 of every kernels/*.py file, in name order."""
-    h = hashlib.sha256()
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in sorted(os.listdir(here)):
-        if name.endswith(".py"):
-            with open(os.path.join(here, name), "rb") as f:
-                h.update(name.encode() + b"\0" + f.read())
-    return h.hexdigest()
-
-
-def _drop_stale_cache():
-    """Numba keys a cached kernel on its own source file only, so a kernel that inlines a
-    helper from another file (_math.vexp, dropout.unit_hash) would keep running old code
-    after that helper changed. All kernel sources are hashed together instead, and the
-    cache is emptied whenever that hash differs from the one stamped beside it."""
-    digest = sources_digest()
-    for d in cache_dirs():
-        stamp = os.path.join(d, SOURCES_STAMP)
-        try:
-            with open(stamp) as f:
-                if f.read().strip() == digest:
-                    continue
-        except OSError:
-            pass
-        try:
-            for f in cached_files(d):
-                os.remove(f)
-            os.makedirs(d, exist_ok=True)
-            tmp = f"{stamp}.{os.getpid()}.tmp"
-            with open(tmp, "w") as f:
-                f.write(digest + "\n")
-            os.replace(tmp, stamp)
-        except OSError:  # a read-only cache: Numba then compiles without it
-            pass
-
-
-if CACHE_ENABLED:
-    _drop_stale_cache()
 
 
 def warmup(dtype, names=None):

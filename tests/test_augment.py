@@ -66,14 +66,26 @@ def test_blank_border_gets_the_background_value():
         assert (row == 1).sum() == (4 - abs(dy)) * (4 - abs(dx))
 
 
-def test_training_with_shift_runs_and_learns(mnist):
-    plain = TrainConfig(hidden=(64,), activation=("relu",), init="he", optimizer="adam", lr=2e-3, epochs=2,
-                        batch_size=64, limit=3000, seed=1)
-    _, base = train(plain, mnist)
-    shifted, recs = train(TrainConfig(**{**vars(plain), "shift": 1, "crop": 2}), mnist)
+def test_training_with_shift_moves_the_images_and_learns(mnist, monkeypatch):
+    config = TrainConfig(hidden=(64,), activation=("relu",), init="he", optimizer="adam", lr=2e-3, epochs=2,
+                         batch_size=64, limit=3000, seed=1, crop=2)
+    unshifted, _ = train(config, mnist)
+    calls = []
+    gather = K.shift_gather
+
+    def counted(X, images, rows, pixels, R, C, background, S, seed, step):
+        calls.append((X.shape, images.shape, pixels.size, S, step))
+        return gather(X, images, rows, pixels, R, C, background, S, seed, step)
+
+    monkeypatch.setattr(K, "shift_gather", counted)
+    shifted, recs = train(TrainConfig(**{**vars(config), "shift": 1}), mnist)
+    calls = [c for c in calls if c[1] == (3000, 784)]  # not warm-up's tiny call
+    # Every step gathers from the full 28x28 images, moved by up to 1 pixel, then cropped.
+    assert len(calls) == 2 * 47 and calls[0] == ((64, 24 * 24), (3000, 784), 24 * 24, 1, 0)
+    assert [c[4] for c in calls] == list(range(2 * 47))  # keyed by the global step
     assert shifted.width["input"] == 24 * 24
+    assert not np.array_equal(shifted.params, unshifted.params)  # the moves changed training
     assert recs[-1]["full_acc"] > 85.0, recs[-1]
-    assert recs[-1]["full_acc"] != base[-1]["full_acc"] or recs[-1]["loss"] != base[-1]["loss"]
 
 
 def test_shift_out_of_range_is_rejected():

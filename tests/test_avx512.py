@@ -51,3 +51,20 @@ def test_opt_in_compiles_512_bit_code_that_is_correct_and_thread_count_independe
     assert wide["same"], wide              # 1 and 2 threads: the same bits
     default = _child(mnist_dir, tmp_path, False)
     assert default["zmm"] == 0 and default["same"], default  # the default stays 256-bit
+
+
+@pytest.mark.skipif(not _host_has_avx512(), reason="this CPU has no AVX-512")
+def test_opt_in_too_late_warns_and_reports_the_default(tmp_path):
+    # Numba fixes its target features at its first compilation: after that the opt-in
+    # cannot take effect, and fastmlp must say so rather than claim 512-bit code.
+    script = ("import warnings, numba\n"
+              "numba.njit(lambda x: x + 1)(1)\n"
+              "with warnings.catch_warnings(record=True) as w:\n"
+              "    warnings.simplefilter('always')\n"
+              "    from fastmlp.kernels import _jit\n"
+              "print(_jit.WIDE_FEATURES is None, any('no effect' in str(x.message) for x in w))\n")
+    env = {**os.environ, "FASTMLP_AVX512": "1"}
+    env.pop("NUMBA_CPU_FEATURES", None)
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, check=True, capture_output=True,
+                         text=True)
+    assert out.stdout.split() == ["True", "True"], out
