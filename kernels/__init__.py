@@ -4,7 +4,7 @@ Every kernel has a plain NumPy twin of the same name in fastmlp.kernels.referenc
 """
 import os
 
-from ._jit import CACHE_ENABLED, SOURCES_DIGEST, sources_digest
+from ._jit import CACHE_ENABLED
 from ._jit import cache_dirs as _cache_dirs
 from .activations import ACTIVATIONS, activation_backward, activation_forward
 from .augment import shift_gather
