@@ -48,6 +48,17 @@ def test_dense_backward(dtype, B, D, H, rng):
     assert_close(db, rdb, dtype, **_scaled(TOL[dtype], B))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("R_,C", [(1, 1), (3, 7), (7, 8), (5, 9), (129, 17), (256, 784)])
+def test_transpose_is_exact(dtype, R_, C, rng):
+    # Whole blocks of 8 columns and the leftover columns both land where they belong.
+    from fastmlp.kernels.dense import transpose
+    A = rng.standard_normal((R_, C)).astype(dtype)
+    T = np.full((C, R_), np.nan, dtype)
+    transpose(T, A)
+    assert np.array_equal(T, A.T)
+
+
 def test_dense_backward_skips_input_grad(rng):
     X = rng.standard_normal((5, 4))
     W = rng.standard_normal((3, 4))
