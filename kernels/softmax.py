@@ -82,11 +82,29 @@ def cross_entropy(L, Z, T):
 
 @kernel()
 def softmax_cross_entropy_forward(P, L, Z, T):
-    """softmax_rows and cross_entropy in one pass over Z; returns the mean loss."""
-    B = Z.shape[0]
-    for i in prange(B):
-        m, s = _softmax_row(P, Z, i)
-        L[i] = _row_loss(Z, T, i, m, math.log(s))
+    """softmax_rows and cross_entropy together; returns the mean loss.
+
+    Three passes over the batch instead of one pass a row: a loop over a row of K = 10
+    runs one exp at a time when it also finds the maximum and normalises, while a loop
+    that only takes exps runs 8 lanes wide (39 -> 13 us for 256 x 10, same bits).
+    L[i] holds row i's maximum between the passes."""
+    B, K = Z.shape
+    for i in range(B):
+        m = _row_max(Z, i)
+        L[i] = m
+        for k in range(K):
+            P[i, k] = Z[i, k] - m
+    for i in range(B):
+        for k in range(K):
+            P[i, k] = vexp(P[i, k])
+    for i in range(B):
+        s = 0.0
+        for k in range(K):
+            s += P[i, k]
+        inv = 1.0 / s
+        for k in range(K):
+            P[i, k] = P[i, k] * inv
+        L[i] = _row_loss(Z, T, i, L[i], math.log(s))
     return _mean(L[:B])
 
 
