@@ -89,7 +89,12 @@ def _stamp_with_sources(dispatcher):
 
 
 def kernel(**options):
-    """njit(**options), with cache=True when the cache is enabled and usable."""
+    """njit(**options), with cache=True when the cache is enabled and usable, and Numba's
+    "numpy" error model: a float division by zero gives inf or NaN, as in NumPy (they reach
+    the loss check), instead of a ZeroDivisionError test before every division, which
+    keeps a loop with a division from vectorising (a serial sigmoid loop: 390 -> 30 us for
+    256 x 100; parallel loops already used this model)."""
+    options.setdefault("error_model", "numpy")
 
     def wrap(function):
         if CACHE_ENABLED:
