@@ -84,10 +84,10 @@ def cross_entropy(L, Z, T):
 def softmax_cross_entropy_forward(P, L, Z, T):
     """softmax_rows and cross_entropy together; returns the mean loss.
 
-    Three passes over the batch instead of one pass a row: a loop over a row of K = 10
-    runs one exp at a time when it also finds the maximum and normalises, while a loop
-    that only takes exps runs 8 lanes wide (39 -> 13 us for 256 x 10, same bits).
-    L[i] holds row i's maximum between the passes."""
+    Three passes over the batch (maxima, exps, sums and losses) rather than one pass a
+    row doing all three: measured 39 us -> 13-19 us for 256 x 10, same bits; the pass
+    that only takes exps is a loop LLVM vectorises. L[i] holds row i's maximum between
+    the passes."""
     B, K = Z.shape
     for i in range(B):
         m = _row_max(Z, i)
