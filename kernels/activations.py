@@ -13,7 +13,7 @@ shifted ReLU max(-1, z) outputs -1 for z <= -1 and has gradient 0 at exactly z =
 """
 import math
 
-from numba import njit, prange
+from numba import prange
 
 from ._jit import kernel
 from ._math import one, vexp
@@ -21,7 +21,7 @@ from ._math import one, vexp
 ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "shifted_relu": 4}
 
 
-@njit(inline="always")
+@kernel(inline="always")
 def _sigmoid(z):
     # exp only of -|z| <= 0, so it never overflows: 1 / (1 + e) for z >= 0 and e / (1 + e)
     # below. Branch-free, with the vectorisable float32 exp, so the loop runs 8 lanes wide.
@@ -30,7 +30,7 @@ def _sigmoid(z):
     return s if z >= 0 else e * s
 
 
-@njit(inline="always")
+@kernel(inline="always")
 def _f(kind, z):
     if kind == 1:
         return _sigmoid(z)
@@ -43,7 +43,7 @@ def _f(kind, z):
     return z
 
 
-@njit(inline="always")
+@kernel(inline="always")
 def _df(kind, z, a):
     if kind == 1:
         return a * (1.0 - a)

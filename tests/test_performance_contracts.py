@@ -53,3 +53,32 @@ def test_graph_training_is_bit_identical_for_1_and_2_threads(mnist):
     assert np.array_equal(one.params, again.params)
     assert np.array_equal(one.params, two.params)
     assert r1[-1]["full_acc"] == r2[-1]["full_acc"]
+
+
+def _dispatchers():
+    """Every Numba kernel defined in fastmlp.kernels' modules."""
+    import importlib
+    from numba.core.registry import CPUDispatcher
+    found = {}
+    for name in ("activations", "augment", "dense", "dropout", "optim", "softmax"):
+        module = importlib.import_module(f"fastmlp.kernels.{name}")
+        for attr, value in vars(module).items():
+            if isinstance(value, CPUDispatcher) and value.__module__ == module.__name__:
+                found[f"{name}.{attr}"] = value
+    return found
+
+
+def test_every_kernel_uses_the_numpy_error_model():
+    # Python's error model puts a ZeroDivisionError test before each division, which keeps
+    # loops with a division scalar (a serial sigmoid loop ran 13x slower).
+    kernels = _dispatchers()
+    assert len(kernels) >= 19, sorted(kernels)
+    wrong = [n for n, d in kernels.items() if d.targetoptions.get("error_model") != "numpy"]
+    assert not wrong, wrong
+
+
+def test_a_division_by_zero_gives_nan_not_an_exception():
+    # The mean loss of an empty batch is 0 / 0: NaN, as in NumPy, and no ZeroDivisionError.
+    for dtype in (np.float32, np.float64):
+        loss = K.cross_entropy(np.empty(0, dtype), np.empty((0, 10), dtype), np.empty((0, 10), dtype))
+        assert np.isnan(loss)
