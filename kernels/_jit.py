@@ -17,8 +17,8 @@ features without that preference, unless NUMBA_CPU_FEATURES is already set), it 
 takes effect if nothing was compiled by Numba earlier in the process (else a warning
 says so and WIDE_FEATURES is None), it has its own entries in the kernel cache, and
 fastmath sums then add in another order: results are reproducible for the same setting,
-not across settings. Measured gain: the deep network's epoch 18% shorter, the book
-network none (BENCHMARKS.md).
+not across settings. Measured gains are in BENCHMARKS.md (the deep network's epoch
+12-18% shorter; the book network's epoch median no consistent change).
 """
 import hashlib
 import os

@@ -21,9 +21,10 @@ from ._jit import FAST, kernel
 DOT_DW_MIN_BATCH = 64
 DOT_DW_MIN_UNITS = 64
 DOT_DX_MIN_UNITS = 16
-# dense_forward gives each thread blocks of 16 columns from this many output units on:
-# whole cache lines of Y are written at once (a 1200 x 1200 dW product: 54 -> 89-112
-# GFLOP/s), while narrower layers keep 4-column blocks so that two threads share the work.
+# dense_forward gives each thread blocks of 16 columns from this many output units on
+# (a 1200 x 1200 dW product: 54 -> 89-112 GFLOP/s, BENCHMARKS.md); narrower layers keep
+# 4-column blocks, so that there are enough blocks to share (at least 16 with 16-column
+# blocks: plenty for the 2 threads this was tuned on, fewer than a large machine has).
 WIDE_MIN_UNITS = 256
 
 
@@ -192,8 +193,8 @@ def _dx_row(dX, dY, W, r):
 @kernel(parallel=True, fastmath=FAST)
 def dense_forward(Y, X, W, b):
     """Y[i, j] = b[j] + sum_k X[i, k] W[j, k], in place. Y must not alias X.
-    Threads own blocks of 16 output columns (4 where there are fewer than WIDE_MIN_UNITS:
-    enough blocks for both threads); each element is summed by one tile in a fixed order."""
+    Threads own blocks of 16 output columns (4 where there are fewer than WIDE_MIN_UNITS);
+    each element is summed by one tile in a fixed order."""
     H = W.shape[0]
     width = 16 if H >= WIDE_MIN_UNITS else 4
     for jb in prange((H + width - 1) // width):

@@ -84,14 +84,14 @@ def cross_entropy(L, Z, T):
 def softmax_cross_entropy_forward(P, L, Z, T):
     """softmax_rows and cross_entropy together; returns the mean loss.
 
-    Three passes over the batch (maxima, exps, sums and losses) rather than one pass a
-    row doing all three: measured 39 us -> 13-19 us for 256 x 10, same bits; the pass
-    that only takes exps is a loop LLVM vectorises. L[i] holds row i's maximum between
-    the passes."""
+    Three passes over the batch (shifted logits, exps, sums and losses) rather than one
+    pass a row doing all three: measured 39 us -> 13-19 us for 256 x 10, same bits
+    (benchmarks/kernel_times.py); the pass that only takes exps is a loop LLVM
+    vectorises. The third pass finds each row's maximum again rather than keeping it in
+    L, so L's dtype never rounds it. P must not alias Z."""
     B, K = Z.shape
     for i in range(B):
         m = _row_max(Z, i)
-        L[i] = m
         for k in range(K):
             P[i, k] = Z[i, k] - m
     for i in range(B):
@@ -104,7 +104,7 @@ def softmax_cross_entropy_forward(P, L, Z, T):
         inv = 1.0 / s
         for k in range(K):
             P[i, k] = P[i, k] * inv
-        L[i] = _row_loss(Z, T, i, L[i], math.log(s))
+        L[i] = _row_loss(Z, T, i, _row_max(Z, i), math.log(s))
     return _mean(L[:B])
 
 

@@ -9,9 +9,12 @@ from fastmlp.kernels import reference as R
 from conftest import TOL, assert_close
 
 DTYPES = [np.float32, np.float64]
-SHAPES = [(1, 1, 1), (1, 7, 3), (7, 129, 7), (129, 7, 129), (8, 16, 12), (33, 784, 10), (67, 50, 70)]
-# (129, 7, 129) and (67, 50, 70) take the transposed "dot form" paths of dense_backward;
-# the others the row-update paths (see the thresholds in kernels/dense.py).
+SHAPES = [(1, 1, 1), (1, 7, 3), (7, 129, 7), (129, 7, 129), (8, 16, 12), (33, 784, 10), (67, 50, 70),
+          (9, 33, 270), (70, 270, 66), (5, 7, 257)]
+# (129, 7, 129), (67, 50, 70) and (70, 270, 66) take the transposed "dot form" paths of
+# dense_backward; the others the row-update paths (see the thresholds in kernels/dense.py).
+# (9, 33, 270), (5, 7, 257) and the backward products of (70, 270, 66) reach dense_forward's
+# 16-column blocks with leftover rows and columns (a last block of 14 columns, of 1).
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -57,6 +60,24 @@ def test_transpose_is_exact(dtype, R_, C, rng):
     T = np.full((C, R_), np.nan, dtype)
     transpose(T, A)
     assert np.array_equal(T, A.T)
+
+
+def test_dense_forward_same_bits_for_1_and_2_threads(rng):
+    import numba
+    X = rng.standard_normal((70, 66)).astype(np.float32)
+    W = rng.standard_normal((270, 66)).astype(np.float32)
+    b = rng.standard_normal(270).astype(np.float32)
+    out = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            Y = np.full((70, 270), np.nan, np.float32)
+            K.dense_forward(Y, X, W, b)
+            out.append(Y)
+    finally:
+        numba.set_num_threads(before)
+    assert np.array_equal(out[0], out[1])
 
 
 def test_dense_backward_skips_input_grad(rng):
@@ -142,6 +163,17 @@ def test_softmax_is_per_row_not_per_batch(dtype, rng):
     assert np.isfinite(P).all()
     np.testing.assert_allclose(P[1].sum(), 1.0, rtol=1e-6)
     assert (P[1] > 0.001).all()
+
+
+def test_fused_forward_keeps_row_maxima_exact_with_float32_losses(rng):
+    # float64 logits near 1.2e4 and float32 per-row losses: a row maximum passed through
+    # the float32 array would be rounded by up to 5e-4 and shift every loss by as much.
+    Z = 1.2e4 + rng.standard_normal((6, 10))
+    T = np.eye(10)[rng.integers(0, 10, 6)]
+    P, L = np.empty_like(Z), np.empty(6, np.float32)
+    K.softmax_cross_entropy_forward(P, L, Z, T)
+    rL, _ = R.cross_entropy(Z, T)
+    np.testing.assert_allclose(L, rL, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
