@@ -7,7 +7,9 @@ exp(r) by a degree-7 polynomial, 2**n put into the exponent bits. Within 1 ulp o
 exact value over the whole range (tests/test_math.py), branch-free so a loop over it
 vectorises. Beyond the float32 range it gives +inf above 88.72 and 0 below -87.34 (where
 libm's expf gives subnormals), and NaN for NaN. float64 keeps math.exp. one(x) is 1 in
-x's type, so that float32 arithmetic around vexp stays float32.
+x's type, so that float32 arithmetic around vexp stays float32; like(a, v) is the
+Python float v as a scalar of array a's dtype, for the same reason (a float64 scalar
+turns every float32 operation it meets into float64, at half the vector width).
 """
 import math
 
@@ -82,3 +84,15 @@ def _one(x):
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return lambda x: _ONE
     return lambda x: 1.0
+
+
+def like(a, v):
+    """v as a scalar of a's dtype (float32 for a float32 array, else float64)."""
+    return v
+
+
+@overload(like)
+def _like(a, v):
+    if isinstance(a, types.Array) and a.dtype == types.float32:
+        return lambda a, v: np.float32(v)
+    return lambda a, v: np.float64(v)

@@ -4,7 +4,7 @@ import math
 import numpy as np
 from numba import njit
 
-from fastmlp.kernels._math import vexp
+from fastmlp.kernels._math import like, vexp
 
 
 @njit(cache=False)
@@ -42,3 +42,18 @@ def test_float32_exp_edges():
 def test_float64_keeps_libm_exp():
     x = np.array([-700.0, -1.5, 0.0, 2.25, 700.0])
     assert np.array_equal(_run(x), np.array([math.exp(v) for v in x]))
+
+
+
+@njit(cache=False)
+def _scaled(a, v):
+    return like(a, v) * a[0]
+
+
+def test_like_keeps_float32_arithmetic_float32():
+    # A float64 scalar would make float32 loops compute in float64 (half the vector width).
+    import numba
+    assert _scaled(np.ones(1, np.float32), 0.1) == float(np.float32(0.1)) != 0.1
+    assert _scaled(np.ones(1, np.float64), 0.1) == 0.1
+    returns = {sig.args[0].dtype: sig.return_type for sig in _scaled.nopython_signatures}
+    assert returns == {numba.float32: numba.float32, numba.float64: numba.float64}
