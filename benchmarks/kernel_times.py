@@ -20,7 +20,7 @@ import time
 import numba
 import numpy as np
 
-from fastmlp import PRESETS, TrainConfig, load, prepare
+from fastmlp import PRESETS, TrainConfig, load, optim, prepare
 from fastmlp import kernels as K
 from fastmlp.kernels import dense as D
 from fastmlp.kernels._jit import WIDE_FEATURES
@@ -119,7 +119,7 @@ def steps(config, batches, data_dir):
     for name in ("activation_forward", "activation_backward", "softmax_cross_entropy_forward",
                  "softmax_cross_entropy_backward", "dropout_forward", "dropout_backward", "sgd_step", "adam_step"):
         timer(K, name)
-    m, v = np.zeros_like(net.params), np.zeros_like(net.params)
+    opt = optim.make(cfg.optimizer, net.params.size, net.dtype)
     n = min(batches, p.train_x.shape[0] // bs)
 
     def run():
@@ -127,10 +127,7 @@ def steps(config, batches, data_dir):
             lo = s * bs
             net.forward(p.train_x[lo:lo + bs], training=True, step=s)
             net.loss_and_backward(p.train_t[lo:lo + bs])
-            if cfg.optimizer == "adam":
-                K.adam_step(net.params, m, v, net.grads, cfg.lr, 0.9, 0.999, 1e-8, s + 1)
-            else:
-                K.sgd_step(net.params, net.grads, cfg.lr)
+            opt.step(net.params, net.grads, cfg.lr)
 
     run()
     spent.clear()

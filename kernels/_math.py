@@ -6,10 +6,10 @@ its forward product. expf below is Cephes' expf: x = n ln2 + r with |r| <= ln2/2
 exp(r) by a degree-7 polynomial, 2**n put into the exponent bits. Within 1 ulp of the
 exact value over the whole range (tests/test_math.py), branch-free so a loop over it
 vectorises. Beyond the float32 range it gives +inf above 88.72 and 0 below -87.34 (where
-libm's expf gives subnormals), and NaN for NaN. float64 keeps math.exp. one(x) is 1 in
-x's type, so that float32 arithmetic around vexp stays float32; like(a, v) is the
-Python float v as a scalar of array a's dtype, for the same reason (a float64 scalar
-turns every float32 operation it meets into float64, at half the vector width).
+libm's expf gives subnormals), and NaN for NaN. float64 keeps math.exp. like(a, v) is
+the Python float v in the float type of a scalar or array a, so that float32 arithmetic
+stays float32 (a float64 scalar turns every float32 operation it meets into float64, at
+half the vector width): like(z, 1.0) around vexp, like(p, lr) in the optimizers.
 """
 import math
 
@@ -74,25 +74,14 @@ def _vexp(x):
     return lambda x: math.exp(x)
 
 
-def one(x):
-    """1 in the type of x (a float32 literal for float32, so arithmetic stays float32)."""
-    return 1.0
-
-
-@overload(one)
-def _one(x):
-    if isinstance(x, types.Float) and x.bitwidth == 32:
-        return lambda x: _ONE
-    return lambda x: 1.0
-
-
 def like(a, v):
-    """v as a scalar of a's dtype (float32 for a float32 array, else float64)."""
+    """v in the float type of a, a scalar or an array: float32 for float32, else float64."""
     return v
 
 
 @overload(like)
 def _like(a, v):
-    if isinstance(a, types.Array) and a.dtype == types.float32:
+    t = a.dtype if isinstance(a, types.Array) else a
+    if t == types.float32:
         return lambda a, v: np.float32(v)
     return lambda a, v: np.float64(v)

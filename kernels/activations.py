@@ -16,7 +16,7 @@ import math
 from numba import prange
 
 from ._jit import kernel
-from ._math import one, vexp
+from ._math import like, vexp
 
 ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "shifted_relu": 4}
 
@@ -26,7 +26,7 @@ def _sigmoid(z):
     # exp only of -|z| <= 0, so it never overflows: 1 / (1 + e) for z >= 0 and e / (1 + e)
     # below. Branch-free, with the vectorisable float32 exp, so the loop runs 8 lanes wide.
     e = vexp(-abs(z))
-    s = one(z) / (one(z) + e)
+    s = like(z, 1.0) / (like(z, 1.0) + e)
     return s if z >= 0 else e * s
 
 
