@@ -24,18 +24,22 @@ from fastmlp import PRESETS, TrainConfig, load, optim, prepare
 from fastmlp import kernels as K
 from fastmlp.kernels import dense as D
 from fastmlp.kernels._jit import WIDE_FEATURES
+from fastmlp.kernels.matmul import tile_columns
 from fastmlp.train import build_network
 
-# (rows of A, reduction length, rows of Bt): Y[R, J] = A[R, K] Bt[J, K]ᵀ as dense_forward
-# computes it; the backward pass calls it on transposed scratch (dW = dYᵀ X, dX = dY W).
+# name: (kernel, M, K, N) for Y[M, N] = A B, as the dense layer calls it: matmul_nn for
+# the forward pass (A = X, B = Wᵀ) and dX (A = dY, B = W), matmul_tn for dW (A = dY read
+# transposed, B = X), dense_forward_dot for the forward pass below batch 64 (B = W read
+# along k).
 PRODUCTS = {
-    "book forward, batch 256": (256, 784, 100),
-    "book dW1 (dYᵀ on Xᵀ), batch 256": (100, 256, 784),
-    "book dW1, batch 128": (100, 128, 784),
-    "deep forward 1, batch 128": (128, 784, 1200),
-    "deep forward 2 / dX2, batch 128": (128, 1200, 1200),
-    "deep dW2, batch 128": (1200, 128, 1200),
-    "deep dW1, batch 128": (1200, 128, 784),
+    "book forward, batch 256": ("matmul_nn", 256, 784, 100),
+    "book dW1, batch 256": ("matmul_tn", 100, 256, 784),
+    "book dW1, batch 128": ("matmul_tn", 100, 128, 784),
+    "book forward, batch 32": ("dense_forward_dot", 32, 784, 100),
+    "deep forward 1, batch 128": ("matmul_nn", 128, 784, 1200),
+    "deep forward 2 / dX2, batch 128": ("matmul_nn", 128, 1200, 1200),
+    "deep dW2, batch 128": ("matmul_tn", 1200, 128, 1200),
+    "deep dW1, batch 128": ("matmul_tn", 1200, 128, 784),
 }
 
 
@@ -52,21 +56,28 @@ def timed(f, repeats):
 def isolated(repeats):
     rng = np.random.default_rng(0)
     f32 = np.float32
-    print("product                          |   R x   K x   J | fastmlp GFLOP/s best / p25 | NumPy best / p25")
-    for name, (R, Kd, J) in PRODUCTS.items():
-        A = rng.standard_normal((R, Kd)).astype(f32)
-        Bt = rng.standard_normal((J, Kd)).astype(f32)
-        Y = np.empty((R, J), f32)
-        b = np.zeros(J, f32)
-        flops = 2 * R * Kd * J
-        ours = timed(lambda: K.dense_forward(Y, A, Bt, b), repeats)
-        blas = timed(lambda: np.matmul(A, Bt.T, out=Y), repeats)
-        print(f"{name:32s} | {R:4d} x{Kd:4d} x{J:4d} | {flops / ours[0] / 1e9:7.1f} / {flops / ours[1] / 1e9:7.1f}"
+    print("product                          | kernel            |   M x   K x   N | fastmlp GFLOP/s best / p25 | NumPy best / p25")
+    for name, (kern, M, Kd, N) in PRODUCTS.items():
+        A = rng.standard_normal((M, Kd)).astype(f32)
+        B = rng.standard_normal((Kd, N)).astype(f32)
+        Y = np.empty((M, N), f32)
+        b = np.zeros(N, f32)
+        flops = 2 * M * Kd * N
+        if kern == "matmul_nn":
+            ours = timed(lambda: K.matmul_nn(Y, A, B, b, tile_columns(f32)), repeats)
+        elif kern == "matmul_tn":
+            At = np.ascontiguousarray(A.T)
+            ours = timed(lambda: K.matmul_tn(Y, At, B, b, tile_columns(f32)), repeats)
+        else:
+            Bt = np.ascontiguousarray(B.T)
+            ours = timed(lambda: D.dense_forward_dot(Y, A, Bt, b), repeats)
+        blas = timed(lambda: np.matmul(A, B, out=Y), repeats)
+        print(f"{name:32s} | {kern:17s} | {M:4d} x{Kd:4d} x{N:4d} | {flops / ours[0] / 1e9:7.1f} / {flops / ours[1] / 1e9:7.1f}"
               f"        | {flops / blas[0] / 1e9:6.1f} / {flops / blas[1] / 1e9:6.1f}")
     print()
     print("kernel                                     | best us | p25 us")
     rows = []
-    for R, C in [(256, 784), (128, 784), (128, 1200), (1200, 1200)]:
+    for R, C in [(100, 784), (10, 100), (1200, 784), (1200, 1200)]:  # W -> Wᵀ, as dense_forward
         A = rng.standard_normal((R, C)).astype(f32)
         T = np.empty((C, R), f32)
         rows.append((f"transpose {R}x{C}", timed(lambda: D.transpose(T, A), repeats)))
@@ -111,10 +122,11 @@ def steps(config, batches, data_dir):
             return out
         setattr(module, name, wrapped)
 
-    shape = lambda Y, X, W, b: f"dense_forward {X.shape[0]}x{X.shape[1]}x{W.shape[0]}"
-    timer(D, "dense_forward", shape)
-    K.dense_forward = D.dense_forward
-    for name in ("transpose", "column_sums", "dense_dw_rows", "dense_dx_rows"):
+    # The products by shape: Y[M, N] = A B with M x K x N.
+    timer(D, "matmul_nn", lambda Y, A, B, b, w: f"matmul_nn {A.shape[0]}x{A.shape[1]}x{B.shape[1]}")
+    timer(D, "matmul_tn", lambda Y, A, B, b, w: f"matmul_tn {A.shape[1]}x{A.shape[0]}x{B.shape[1]}")
+    timer(D, "dense_forward_dot", lambda Y, X, W, b: f"dense_forward_dot {X.shape[0]}x{X.shape[1]}x{W.shape[0]}")
+    for name in ("transpose", "column_sums"):
         timer(D, name)
     for name in ("activation_forward", "activation_backward", "softmax_cross_entropy_forward",
                  "softmax_cross_entropy_backward", "dropout_forward", "dropout_backward", "sgd_step", "adam_step"):
@@ -153,7 +165,8 @@ def main():
         numba.set_num_threads(args.threads)
     print(f"machine: {os.uname().machine}, {os.cpu_count()} cpus, numba {numba.__version__} "
           f"({numba.get_num_threads()} threads), numpy {np.__version__}, "
-          f"kernels {'512' if WIDE_FEATURES else '256'}-bit")
+          f"product tiles {tile_columns(np.float32)} float32 columns wide, other kernels "
+          f"{'512' if WIDE_FEATURES else '256'}-bit")
     if args.steps:
         steps(args.steps, args.batches, args.data_dir)
     else:

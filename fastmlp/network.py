@@ -65,8 +65,8 @@ class Network:
         self.P = np.empty((B, classes), self.dtype)        # softmax output
         self.L = np.empty(B, self.dtype)                    # per-row losses
         self._no_dx = np.empty((0, 1), self.dtype)
-        # Scratch for the backward pass's transposes, one per dense node, and the zero bias
-        # its tiles start from (see fastmlp.kernels.dense).
+        # Scratch for the forward pass's copy of Wᵀ, one per dense node, and the zero bias
+        # the backward products start from (see fastmlp.kernels.dense).
         self.scratch = [np.empty(K.scratch_size(B, W.shape[1], W.shape[0]), self.dtype) for W in self.W]
         self.zeros = np.zeros(max(W.shape[1] for W in self.W), self.dtype)
         self._arrivals = {}
@@ -113,7 +113,7 @@ class Network:
             a = v[n.inputs[0]]
             if n.type == "dense":
                 l = self.layer[n.name]
-                K.dense_forward(y, a, self.W[l], self.b[l])
+                K.dense_forward(y, a, self.W[l], self.b[l], self.scratch[l])
             elif n.type == "activation":
                 if n.function in G.CUSTOM_ACTIVATIONS:
                     G.CUSTOM_ACTIVATIONS[n.function][0](y, a)
@@ -166,7 +166,7 @@ class Network:
                 l, u = self.layer[n.name], n.inputs[0]
                 want = self.needs_grad[u]
                 dx = self._dest(u, B) if want else self._no_dx
-                K.dense_backward(dx, self.dW[l], self.db[l], dy, v[u], self.W[l], self.scratch[l], self.zeros, want)
+                K.dense_backward(dx, self.dW[l], self.db[l], dy, v[u], self.W[l], self.zeros, want)
             elif n.type == "activation" and ins:
                 if n.function in G.CUSTOM_ACTIVATIONS:
                     G.CUSTOM_ACTIVATIONS[n.function][1](self._dest(ins[0], B), dy, v[ins[0]], v[n.name])

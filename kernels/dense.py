@@ -1,36 +1,35 @@
 """Dense (fully connected) layer: Y = X Wᵀ + b, and its gradients dW, db, dX.
 
 Shapes: B batch, D inputs, H outputs.  X[B, D], W[H, D], b[H], Y[B, H].
-W holds one row per output unit. dense_forward computes Y[i, j] = b[j] + sum_k X[i, k]
-W[j, k] with both operands read along the contiguous axis, so a 4x4 tile of 16
-accumulators stays in registers. dense_backward reuses that one kernel for its two
-products by transposing into scratch space the network provides:
-    dX = dY W    = dY (Wᵀ)ᵀ       -> dense_forward(dX, dY, Wᵀ, 0)
-    dW = dYᵀ X   = dYᵀ (Xᵀ)ᵀ      -> dense_forward(dW, dYᵀ, Xᵀ, 0)
-For small shapes the transposes cost more than they save, and plain row-update kernels
-(dense_dw_rows, dense_dx_rows) are used instead. dense_backward itself is a short
-sequence of kernel calls, so each piece is compiled once and shared. Every output element
-is owned by one prange iteration and summed in a fixed order: results do not depend on
-the thread count.
+W holds one row per output unit. The products go through the outer-product tiles of
+kernels/matmul.py, which read their right operand by rows:
+    Y  = b + X Wᵀ     matmul_nn(Y, X, Wᵀ, b)     W copied into Wᵀ (scratch) first
+    dW = dYᵀ X        matmul_tn(dW, dY, X, 0)    dY read in place, no copy
+    dX = dY W         matmul_nn(dX, dY, W, 0)
+Below TILED_MIN_BATCH rows the copy of W costs about as much as the product, and the
+forward pass uses dense_forward_dot instead: Y[i, j] = b[j] + sum_k X[i, k] W[j, k] with
+both operands read along k, in 4x4 tiles of dot products. dense_forward and dense_backward
+are short sequences of kernel calls, so each piece is compiled once and shared. Every
+output element is owned by one prange iteration and summed in a fixed order: results do
+not depend on the thread count.
 """
 from numba import prange
 
 from ._jit import FAST, kernel
+from .matmul import matmul_nn, matmul_tn, tile_columns
 
-# Below these sizes the transposes do not pay for themselves (measured: BENCHMARKS.md).
-DOT_DW_MIN_BATCH = 64
-DOT_DW_MIN_UNITS = 64
-DOT_DX_MIN_UNITS = 16
-# dense_forward gives each thread blocks of 16 columns from this many output units on
-# (a 1200 x 1200 dW product: 54 -> 89-112 GFLOP/s, BENCHMARKS.md); narrower layers keep
-# 4-column blocks, so that there are enough blocks to share (at least 16 with 16-column
-# blocks: plenty for the 2 threads this was tuned on, fewer than a large machine has).
+# From this batch size on the forward pass copies W and uses the outer-product tiles
+# (BENCHMARKS.md); below it the dot-product tiles, which need no copy.
+TILED_MIN_BATCH = 64
+# dense_forward_dot gives each thread blocks of 16 columns from this many output units on
+# (a 1200 x 1200 product: 54 -> 89-112 GFLOP/s, BENCHMARKS.md); narrower layers keep
+# 4-column blocks, so that there are enough blocks to share.
 WIDE_MIN_UNITS = 256
 
 
 def scratch_size(B, D, H):
-    """Length of the flat scratch buffer dense_backward needs for batch B."""
-    return D * B + H * B + D * H
+    """Length of the flat scratch buffer dense_forward needs (a copy of Wᵀ)."""
+    return D * H
 
 
 @kernel(inline="always")
@@ -124,74 +123,7 @@ def column_sums(s, A):
 
 
 @kernel(parallel=True, fastmath=FAST)
-def dense_dw_rows(dW, dY, X):
-    """dW = dYᵀ X by rows: threads own blocks of 8 rows of dW and sum the batch in order,
-    8 rows at a time, so the 8 rows of X they read stay in L1 (one store stream each)."""
-    for jb in prange((dW.shape[0] + 7) // 8):
-        _dw_block(dW, dY, X, jb)
-
-
-@kernel(inline="always")
-def _dw_block(dW, dY, X, jb):
-    B, D = X.shape
-    j0 = 8 * jb
-    j1 = min(j0 + 8, dW.shape[0])
-    for j in range(j0, j1):
-        for k in range(D):
-            dW[j, k] = 0.0
-    i = 0
-    while i + 8 <= B:
-        x0 = X[i]; x1 = X[i + 1]; x2 = X[i + 2]; x3 = X[i + 3]
-        x4 = X[i + 4]; x5 = X[i + 5]; x6 = X[i + 6]; x7 = X[i + 7]
-        for j in range(j0, j1):
-            a0 = dY[i, j]; a1 = dY[i + 1, j]; a2 = dY[i + 2, j]; a3 = dY[i + 3, j]
-            a4 = dY[i + 4, j]; a5 = dY[i + 5, j]; a6 = dY[i + 6, j]; a7 = dY[i + 7, j]
-            w = dW[j]
-            for k in range(D):
-                w[k] += (a0 * x0[k] + a1 * x1[k] + a2 * x2[k] + a3 * x3[k]
-                         + a4 * x4[k] + a5 * x5[k] + a6 * x6[k] + a7 * x7[k])
-        i += 8
-    while i < B:
-        x0 = X[i]
-        for j in range(j0, j1):
-            a0 = dY[i, j]
-            w = dW[j]
-            for k in range(D):
-                w[k] += a0 * x0[k]
-        i += 1
-
-
-@kernel(parallel=True, fastmath=FAST)
-def dense_dx_rows(dX, dY, W):
-    """dX = dY W by rows: dX[r] = sum_j dY[r, j] W[j], output units 4 at a time, in order."""
-    for r in prange(dX.shape[0]):
-        _dx_row(dX, dY, W, r)
-
-
-@kernel(inline="always")
-def _dx_row(dX, dY, W, r):
-    D = dX.shape[1]
-    H = W.shape[0]
-    x = dX[r]
-    for k in range(D):
-        x[k] = 0.0
-    j = 0
-    while j + 4 <= H:
-        a0 = dY[r, j]; a1 = dY[r, j + 1]; a2 = dY[r, j + 2]; a3 = dY[r, j + 3]
-        w0 = W[j]; w1 = W[j + 1]; w2 = W[j + 2]; w3 = W[j + 3]
-        for k in range(D):
-            x[k] += a0 * w0[k] + a1 * w1[k] + a2 * w2[k] + a3 * w3[k]
-        j += 4
-    while j < H:
-        a0 = dY[r, j]
-        w0 = W[j]
-        for k in range(D):
-            x[k] += a0 * w0[k]
-        j += 1
-
-
-@kernel(parallel=True, fastmath=FAST)
-def dense_forward(Y, X, W, b):
+def dense_forward_dot(Y, X, W, b):
     """Y[i, j] = b[j] + sum_k X[i, k] W[j, k], in place. Y must not alias X.
     Threads own blocks of 16 output columns (4 where there are fewer than WIDE_MIN_UNITS);
     each element is summed by one tile in a fixed order."""
@@ -201,28 +133,27 @@ def dense_forward(Y, X, W, b):
         _nt_block(Y, X, W, b, width * jb, min(width * jb + width, H))
 
 
-def dense_backward(dX, dW, db, dY, X, W, scratch, zeros, input_grad):
-    """Gradients of Y = X Wᵀ + b given dY[B, H]; overwrites dW[H, D], db[H] and, when
-    input_grad is true, dX[B, D] (the first layer skips it: nothing needs it).
-
-    scratch: a flat buffer of at least scratch_size(B, D, H) elements; zeros: at least
-    D zeros (the tiles' bias). A sequence of kernel calls, no allocation.
-    """
+def dense_forward(Y, X, W, b, scratch):
+    """Y = X Wᵀ + b, in place (Y must not alias X). scratch: a flat buffer of at least
+    scratch_size(B, D, H) elements, overwritten. A sequence of kernel calls, no allocation."""
     B, D = X.shape
     H = W.shape[0]
-    column_sums(db, dY)
-    if B >= DOT_DW_MIN_BATCH and H >= DOT_DW_MIN_UNITS:
-        XT = scratch[:D * B].reshape(D, B)
-        dYT = scratch[D * B:D * B + H * B].reshape(H, B)
-        transpose(XT, X)
-        transpose(dYT, dY)
-        dense_forward(dW, dYT, XT, zeros[:D])
+    if B >= TILED_MIN_BATCH:
+        WT = scratch[:D * H].reshape(D, H)
+        transpose(WT, W)
+        matmul_nn(Y, X, WT, b, tile_columns(Y.dtype))
     else:
-        dense_dw_rows(dW, dY, X)
+        dense_forward_dot(Y, X, W, b)
+
+
+def dense_backward(dX, dW, db, dY, X, W, zeros, input_grad):
+    """Gradients of Y = X Wᵀ + b given dY[B, H]; overwrites dW[H, D], db[H] and, when
+    input_grad is true, dX[B, D] (the first layer skips it: nothing needs it).
+    zeros: at least D zeros (the products' bias). A sequence of kernel calls, no allocation.
+    """
+    D = X.shape[1]
+    width = tile_columns(dW.dtype)
+    column_sums(db, dY)
+    matmul_tn(dW, dY, X, zeros[:D], width)
     if input_grad:
-        if H >= DOT_DX_MIN_UNITS:
-            WT = scratch[D * B + H * B:D * B + H * B + D * H].reshape(D, H)
-            transpose(WT, W)
-            dense_forward(dX, dY, WT, zeros[:D])
-        else:
-            dense_dx_rows(dX, dY, W)
+        matmul_nn(dX, dY, W, zeros[:D], width)

@@ -23,6 +23,16 @@ def dense_backward(dY, X, W):
     return dY @ W, dY.T @ X, dY.sum(axis=0)
 
 
+def matmul_nn(A, B, bias):
+    A, B, bias = _f64(A, B, bias)
+    return bias + A @ B
+
+
+def matmul_tn(A, B, bias):
+    A, B, bias = _f64(A, B, bias)
+    return bias + A.T @ B
+
+
 # --- activations: name -> (f(z), df(z, a)) --------------------------------------------
 def _sigmoid(z):
     e = np.exp(-np.abs(z))  # never overflows

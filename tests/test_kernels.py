@@ -11,10 +11,10 @@ from conftest import TOL, assert_close
 DTYPES = [np.float32, np.float64]
 SHAPES = [(1, 1, 1), (1, 7, 3), (7, 129, 7), (129, 7, 129), (8, 16, 12), (33, 784, 10), (67, 50, 70),
           (9, 33, 270), (70, 270, 66), (5, 7, 257)]
-# (129, 7, 129), (67, 50, 70) and (70, 270, 66) take the transposed "dot form" paths of
-# dense_backward; the others the row-update paths (see the thresholds in kernels/dense.py).
-# (9, 33, 270), (5, 7, 257) and the backward products of (70, 270, 66) reach dense_forward's
-# 16-column blocks with leftover rows and columns (a last block of 14 columns, of 1).
+# From batch 64 on ((129, 7, 129), (67, 50, 70), (70, 270, 66)) dense_forward takes the
+# outer-product tiles of kernels/matmul.py, below it the dot-product tiles; (9, 33, 270)
+# and (5, 7, 257) reach the latter's 16-column blocks with leftover rows and columns.
+# The backward products always take the outer-product tiles (more shapes: test_matmul.py).
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -24,12 +24,8 @@ def test_dense_forward(dtype, B, D, H, rng):
     W = rng.standard_normal((H, D)).astype(dtype)
     b = rng.standard_normal(H).astype(dtype)
     Y = np.full((B, H), np.nan, dtype)
-    K.dense_forward(Y, X, W, b)
+    K.dense_forward(Y, X, W, b, np.full(K.scratch_size(B, D, H), np.nan, dtype))
     assert_close(Y, R.dense_forward(X, W, b), dtype, **_scaled(TOL[dtype], D))
-
-
-def _scratch(B, D, H, dtype):
-    return np.full(K.scratch_size(B, D, H), np.nan, dtype), np.zeros(D, dtype)
 
 
 def _scaled(tol, n):
@@ -44,7 +40,7 @@ def test_dense_backward(dtype, B, D, H, rng):
     W = rng.standard_normal((H, D)).astype(dtype)
     dY = rng.standard_normal((B, H)).astype(dtype)
     dX, dW, db = np.full((B, D), np.nan, dtype), np.full((H, D), np.nan, dtype), np.full(H, np.nan, dtype)
-    K.dense_backward(dX, dW, db, dY, X, W, *_scratch(B, D, H, dtype), True)
+    K.dense_backward(dX, dW, db, dY, X, W, np.zeros(D, dtype), True)
     rdX, rdW, rdb = R.dense_backward(dY, X, W)
     assert_close(dX, rdX, dtype, **_scaled(TOL[dtype], H))
     assert_close(dW, rdW, dtype, **_scaled(TOL[dtype], B))
@@ -62,9 +58,10 @@ def test_transpose_is_exact(dtype, R_, C, rng):
     assert np.array_equal(T, A.T)
 
 
-def test_dense_forward_same_bits_for_1_and_2_threads(rng):
+@pytest.mark.parametrize("B", [70, 9])  # both paths: outer-product and dot-product tiles
+def test_dense_forward_same_bits_for_1_and_2_threads(B, rng):
     import numba
-    X = rng.standard_normal((70, 66)).astype(np.float32)
+    X = rng.standard_normal((B, 66)).astype(np.float32)
     W = rng.standard_normal((270, 66)).astype(np.float32)
     b = rng.standard_normal(270).astype(np.float32)
     out = []
@@ -72,8 +69,8 @@ def test_dense_forward_same_bits_for_1_and_2_threads(rng):
     try:
         for threads in (1, 2):
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-            Y = np.full((70, 270), np.nan, np.float32)
-            K.dense_forward(Y, X, W, b)
+            Y = np.full((B, 270), np.nan, np.float32)
+            K.dense_forward(Y, X, W, b, np.empty(K.scratch_size(B, 66, 270), np.float32))
             out.append(Y)
     finally:
         numba.set_num_threads(before)
@@ -85,7 +82,7 @@ def test_dense_backward_skips_input_grad(rng):
     W = rng.standard_normal((3, 4))
     dY = rng.standard_normal((5, 3))
     dX = np.full((5, 4), 7.0)
-    K.dense_backward(dX, np.empty((3, 4)), np.empty(3), dY, X, W, *_scratch(5, 4, 3, np.float64), False)
+    K.dense_backward(dX, np.empty((3, 4)), np.empty(3), dY, X, W, np.zeros(4), False)
     assert (dX == 7.0).all()
 
 

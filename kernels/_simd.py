@@ -1,0 +1,119 @@
+"""Vectors of LANES numbers for the register tiles of kernels/matmul.py.
+
+Numba has no vector type, and its auto-vectoriser cannot keep an outer-product tile of
+sums in registers, so this module adds the four operations such a tile needs, each a
+few lines of LLVM IR:
+    vload(row, j, n)      row[j:j+n] as a vector (lanes past n read as 0, nothing read there)
+    vstore(row, j, v, n)  row[j:j+n] = the first n lanes of v (nothing written past n)
+    vfma(a, b, c)         a * b + c, lane by lane, a scalar: one rounding (fused multiply-add)
+row is a 1-D C-contiguous float32 or float64 array (a row of a 2-D one: Y[i]) and
+0 <= j, j + n <= len(row), 1 <= n <= LANES; nothing checks this (as Numba without
+boundscheck). A vector of 16 float32 fills one AVX-512 register, or two AVX2 ones: LLVM
+uses 512-bit registers for these explicit vectors even where Numba's auto-vectorised
+loops keep to 256 bits (checked in tests/test_matmul.py), so no process-wide setting
+is needed.
+"""
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+LANES = 16
+
+
+def host_has_avx512():
+    """Whether this CPU has AVX-512 (32 registers of 512 bits)."""
+    try:
+        import llvmlite.binding as ll
+        return "+avx512f" in ll.get_host_cpu_features().flatten().split(",")
+    except RuntimeError:  # the features cannot be read
+        return False
+
+
+class Vector(types.Type):
+    """LANES numbers of one float type, held in vector registers."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        super().__init__(name=f"Vector{LANES}({dtype})")
+
+
+@register_model(Vector)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.VectorType(dmm.lookup(fe_type.dtype).get_value_type(), LANES))
+
+
+def _address(context, builder, row_type, row, j, vector_type):
+    data = context.make_array(row_type)(context, builder, row).data
+    return builder.bitcast(builder.gep(data, [j]), vector_type.as_pointer())
+
+
+def _mask(builder, n):
+    """<LANES x i1>: lane l is on when l < n."""
+    lanes = ir.Constant(ir.VectorType(ir.IntType(64), LANES), list(range(LANES)))
+    return builder.icmp_unsigned("<", lanes, _splat(builder, builder.sext(n, ir.IntType(64)) if n.type.width < 64 else n))
+
+
+def _splat(builder, x):
+    v = builder.insert_element(ir.Constant(ir.VectorType(x.type, LANES), ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(v, ir.Constant(v.type, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+
+
+def _suffix(vector_type):
+    return f"v{LANES}{'f32' if isinstance(vector_type.element, ir.FloatType) else 'f64'}"
+
+
+def _is_row(row):
+    return isinstance(row, types.Array) and row.ndim == 1 and row.layout == "C" and row.dtype in (types.float32, types.float64)
+
+
+@intrinsic
+def vload(typingctx, row, j, n):
+    if not (_is_row(row) and isinstance(j, types.Integer) and isinstance(n, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        row_type = signature.args[0]
+        vt = context.get_value_type(signature.return_type)
+        if isinstance(signature.args[2], types.IntegerLiteral) and signature.args[2].literal_value == LANES:
+            return builder.load(_address(context, builder, row_type, args[0], args[1], vt), align=1)
+        f = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            vt, [vt.as_pointer(), ir.IntType(32), ir.VectorType(ir.IntType(1), LANES), vt]),
+            f"llvm.masked.load.{_suffix(vt)}.p0")
+        return builder.call(f, [_address(context, builder, row_type, args[0], args[1], vt),
+                                ir.Constant(ir.IntType(32), 1), _mask(builder, args[2]), ir.Constant(vt, None)])
+    return Vector(row.dtype)(row, j, n), codegen
+
+
+@intrinsic
+def vstore(typingctx, row, j, v, n):
+    if not (_is_row(row) and isinstance(v, Vector) and v.dtype == row.dtype):
+        return None
+
+    def codegen(context, builder, signature, args):
+        row_type = signature.args[0]
+        vt = args[2].type
+        address = _address(context, builder, row_type, args[0], args[1], vt)
+        if isinstance(signature.args[3], types.IntegerLiteral) and signature.args[3].literal_value == LANES:
+            builder.store(args[2], address, align=1)
+        else:
+            f = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+                ir.VoidType(), [vt, vt.as_pointer(), ir.IntType(32), ir.VectorType(ir.IntType(1), LANES)]),
+                f"llvm.masked.store.{_suffix(vt)}.p0")
+            builder.call(f, [args[2], address, ir.Constant(ir.IntType(32), 1), _mask(builder, args[3])])
+        return context.get_dummy_value()
+    return types.none(row, j, v, n), codegen
+
+
+@intrinsic
+def vfma(typingctx, a, b, c):
+    if not (isinstance(b, Vector) and b == c and a == b.dtype):
+        return None
+
+    def codegen(context, builder, signature, args):
+        vt = args[2].type
+        f = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt]), f"llvm.fma.{_suffix(vt)}")
+        return builder.call(f, [_splat(builder, args[0]), args[1], args[2]])
+    return c(a, b, c), codegen
