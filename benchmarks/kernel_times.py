@@ -27,17 +27,17 @@ from fastmlp.kernels._jit import WIDE_FEATURES
 from fastmlp.kernels.matmul import tile_columns
 from fastmlp.train import build_network
 
-# name: (kernel, M, K, N) for Y[M, N] = A B, as the dense layer calls it: matmul_nn for
-# the forward pass (A = X, B = Wᵀ) and dX (A = dY, B = W), matmul_tn for dW (A = dY read
-# transposed, B = X), dense_forward_dot for the forward pass below batch 64 (B = W read
-# along k).
+# name: (kernel, M, K, N) for Y[M, N] = A B, as the dense layer calls it: dense_forward
+# for the forward pass (A = X, B = Wᵀ, W read along k), matmul_tn for dW (A = dY read
+# transposed, B = X), matmul_nn for dX (A = dY, B = W).
 PRODUCTS = {
-    "book forward, batch 256": ("matmul_nn", 256, 784, 100),
+    "book forward, batch 256": ("dense_forward", 256, 784, 100),
+    "book forward, batch 32": ("dense_forward", 32, 784, 100),
     "book dW1, batch 256": ("matmul_tn", 100, 256, 784),
     "book dW1, batch 128": ("matmul_tn", 100, 128, 784),
-    "book forward, batch 32": ("dense_forward_dot", 32, 784, 100),
-    "deep forward 1, batch 128": ("matmul_nn", 128, 784, 1200),
-    "deep forward 2 / dX2, batch 128": ("matmul_nn", 128, 1200, 1200),
+    "deep forward 1, batch 128": ("dense_forward", 128, 784, 1200),
+    "deep forward 2, batch 128": ("dense_forward", 128, 1200, 1200),
+    "deep dX2, batch 128": ("matmul_nn", 128, 1200, 1200),
     "deep dW2, batch 128": ("matmul_tn", 1200, 128, 1200),
     "deep dW1, batch 128": ("matmul_tn", 1200, 128, 784),
 }
@@ -70,17 +70,13 @@ def isolated(repeats):
             ours = timed(lambda: K.matmul_tn(Y, At, B, b, tile_columns(f32)), repeats)
         else:
             Bt = np.ascontiguousarray(B.T)
-            ours = timed(lambda: D.dense_forward_dot(Y, A, Bt, b), repeats)
+            ours = timed(lambda: K.dense_forward(Y, A, Bt, b), repeats)
         blas = timed(lambda: np.matmul(A, B, out=Y), repeats)
         print(f"{name:32s} | {kern:17s} | {M:4d} x{Kd:4d} x{N:4d} | {flops / ours[0] / 1e9:7.1f} / {flops / ours[1] / 1e9:7.1f}"
               f"        | {flops / blas[0] / 1e9:6.1f} / {flops / blas[1] / 1e9:6.1f}")
     print()
     print("kernel                                     | best us | p25 us")
     rows = []
-    for R, C in [(100, 784), (10, 100), (1200, 784), (1200, 1200)]:  # W -> Wᵀ, as dense_forward
-        A = rng.standard_normal((R, C)).astype(f32)
-        T = np.empty((C, R), f32)
-        rows.append((f"transpose {R}x{C}", timed(lambda: D.transpose(T, A), repeats)))
     Z = (rng.standard_normal((256, 10)) * 3).astype(f32)
     Tt = np.eye(10, dtype=f32)[rng.integers(0, 10, 256)]
     P, L = np.empty_like(Z), np.empty(256, f32)
@@ -125,9 +121,9 @@ def steps(config, batches, data_dir):
     # The products by shape: Y[M, N] = A B with M x K x N.
     timer(D, "matmul_nn", lambda Y, A, B, b, w: f"matmul_nn {A.shape[0]}x{A.shape[1]}x{B.shape[1]}")
     timer(D, "matmul_tn", lambda Y, A, B, b, w: f"matmul_tn {A.shape[1]}x{A.shape[0]}x{B.shape[1]}")
-    timer(D, "dense_forward_dot", lambda Y, X, W, b: f"dense_forward_dot {X.shape[0]}x{X.shape[1]}x{W.shape[0]}")
-    for name in ("transpose", "column_sums"):
-        timer(D, name)
+    timer(D, "column_sums")
+    timer(D, "dense_forward", lambda Y, X, W, b: f"dense_forward {X.shape[0]}x{X.shape[1]}x{W.shape[0]}")
+    K.dense_forward = D.dense_forward
     for name in ("activation_forward", "activation_backward", "softmax_cross_entropy_forward",
                  "softmax_cross_entropy_backward", "dropout_forward", "dropout_backward", "sgd_step", "adam_step"):
         timer(K, name)

@@ -65,9 +65,7 @@ class Network:
         self.P = np.empty((B, classes), self.dtype)        # softmax output
         self.L = np.empty(B, self.dtype)                    # per-row losses
         self._no_dx = np.empty((0, 1), self.dtype)
-        # Scratch for the forward pass's copy of Wᵀ, one per dense node, and the zero bias
-        # the backward products start from (see fastmlp.kernels.dense).
-        self.scratch = [np.empty(K.scratch_size(B, W.shape[1], W.shape[0]), self.dtype) for W in self.W]
+        # The zero bias the backward products start from (see fastmlp.kernels.dense).
         self.zeros = np.zeros(max(W.shape[1] for W in self.W), self.dtype)
         self._arrivals = {}
         self.values = {}
@@ -113,7 +111,7 @@ class Network:
             a = v[n.inputs[0]]
             if n.type == "dense":
                 l = self.layer[n.name]
-                K.dense_forward(y, a, self.W[l], self.b[l], self.scratch[l])
+                K.dense_forward(y, a, self.W[l], self.b[l])
             elif n.type == "activation":
                 if n.function in G.CUSTOM_ACTIVATIONS:
                     G.CUSTOM_ACTIVATIONS[n.function][0](y, a)

@@ -9,7 +9,7 @@ from ._jit import cache_dirs as _cache_dirs
 from .activations import ACTIVATIONS, activation_backward, activation_forward
 from .augment import shift_gather
 from . import dense as _dense
-from .dense import dense_backward, dense_forward, scratch_size
+from .dense import dense_backward, dense_forward
 from .matmul import matmul_nn, matmul_tn
 from .dropout import dropout_backward, dropout_forward
 from .optim import adam_step, max_norm, momentum_step, sgd_step, weight_decay
@@ -17,7 +17,7 @@ from .softmax import (cross_entropy, softmax_cross_entropy_backward,
                       softmax_cross_entropy_forward, softmax_rows)
 
 __all__ = [
-    "ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "scratch_size", "activation_backward", "activation_forward",
+    "ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "activation_backward", "activation_forward",
     "adam_step", "cross_entropy", "dense_backward", "dense_forward", "dropout_backward", "matmul_nn", "matmul_tn",
     "dropout_forward", "max_norm", "momentum_step", "sgd_step", "weight_decay",
     "softmax_cross_entropy_backward", "softmax_cross_entropy_forward", "softmax_rows", "shift_gather",
@@ -28,7 +28,7 @@ def cache_dirs():
     """Where Numba caches these kernels: beside the sources (kernels/__pycache__) when
     that is writable, else a per-user directory; NUMBA_CACHE_DIR overrides both."""
     return _cache_dirs([activation_backward, activation_forward, adam_step, cross_entropy,
-                        _dense.column_sums, _dense.transpose, _dense.dense_forward_dot, matmul_nn, matmul_tn,
+                        _dense.column_sums, dense_forward, matmul_nn, matmul_tn,
                         dropout_backward, dropout_forward,
                         max_norm, momentum_step, sgd_step, weight_decay, softmax_cross_entropy_backward,
                         softmax_cross_entropy_forward, softmax_rows, shift_gather])
@@ -60,13 +60,8 @@ def warmup(dtype, names=None):
     b = np.zeros(2, dtype)
     y = np.empty((2, 2), dtype)
     t = np.eye(2, dtype=dtype)
-    from .matmul import tile_columns
     calls = {
-        # Both paths of dense_forward: the dot-product tiles (this small batch) and the
-        # copy of W and outer-product tiles of larger batches.
-        "dense_forward": lambda: (dense_forward(y, x, w, b, np.empty(scratch_size(2, 3, 2), dtype)),
-                                  _dense.transpose(np.empty((3, 2), dtype), w),
-                                  matmul_nn(y, x, np.ones((3, 2), dtype), b, tile_columns(dtype))),
+        "dense_forward": lambda: dense_forward(y, x, w, b),
         "dense_backward": lambda: dense_backward(np.empty_like(x), np.empty_like(w), np.empty_like(b), y, x, w,
                                                  np.zeros(3, dtype), True),
         "activation_forward": lambda: activation_forward(y, y, 1),

@@ -1,35 +1,25 @@
 """Dense (fully connected) layer: Y = X Wᵀ + b, and its gradients dW, db, dX.
 
 Shapes: B batch, D inputs, H outputs.  X[B, D], W[H, D], b[H], Y[B, H].
-W holds one row per output unit. The products go through the outer-product tiles of
-kernels/matmul.py, which read their right operand by rows:
-    Y  = b + X Wᵀ     matmul_nn(Y, X, Wᵀ, b)     W copied into Wᵀ (scratch) first
-    dW = dYᵀ X        matmul_tn(dW, dY, X, 0)    dY read in place, no copy
-    dX = dY W         matmul_nn(dX, dY, W, 0)
-Below TILED_MIN_BATCH rows the copy of W costs about as much as the product, and the
-forward pass uses dense_forward_dot instead: Y[i, j] = b[j] + sum_k X[i, k] W[j, k] with
-both operands read along k, in 4x4 tiles of dot products. dense_forward and dense_backward
-are short sequences of kernel calls, so each piece is compiled once and shared. Every
-output element is owned by one prange iteration and summed in a fixed order: results do
-not depend on the thread count.
+W holds one row per output unit.
+    forward  Y[i, j] = b[j] + sum_k X[i, k] W[j, k]: both operands read along k, in 4x4
+             tiles of 16 dot products (dense_forward).
+    dW = dYᵀ X and dX = dY W: outer-product tiles that read dY, X and W in place
+             (kernels/matmul.py: matmul_tn, matmul_nn).
+The forward pass could use the outer-product tiles too, but they need Wᵀ, and copying W
+every step cost more than the tiles gain: whole epochs were 7-37% slower that way
+(BENCHMARKS.md). Every output element is owned by one prange iteration and summed in a
+fixed order: results do not depend on the thread count.
 """
 from numba import prange
 
 from ._jit import FAST, kernel
 from .matmul import matmul_nn, matmul_tn, tile_columns
 
-# From this batch size on the forward pass copies W and uses the outer-product tiles
-# (BENCHMARKS.md); below it the dot-product tiles, which need no copy.
-TILED_MIN_BATCH = 64
-# dense_forward_dot gives each thread blocks of 16 columns from this many output units on
+# dense_forward gives each thread blocks of 16 columns from this many output units on
 # (a 1200 x 1200 product: 54 -> 89-112 GFLOP/s, BENCHMARKS.md); narrower layers keep
 # 4-column blocks, so that there are enough blocks to share.
 WIDE_MIN_UNITS = 256
-
-
-def scratch_size(B, D, H):
-    """Length of the flat scratch buffer dense_forward needs (a copy of Wᵀ)."""
-    return D * H
 
 
 @kernel(inline="always")
@@ -91,27 +81,6 @@ def _nt_block(Y, A, Bt, bias, j0, j1):
 
 
 @kernel(parallel=True)
-def transpose(T, A):
-    """T[k, i] = A[i, k]. Threads own blocks of 8 rows of T: each row of A is read once
-    per block, 8 contiguous values, and written to the 8 rows (twice as fast as reading
-    columns of A, measured: BENCHMARKS.md)."""
-    R, C = A.shape
-    for kb in prange((C + 7) // 8):
-        k = 8 * kb
-        if k + 8 <= C:
-            t0 = T[k]; t1 = T[k + 1]; t2 = T[k + 2]; t3 = T[k + 3]
-            t4 = T[k + 4]; t5 = T[k + 5]; t6 = T[k + 6]; t7 = T[k + 7]
-            for i in range(R):
-                a = A[i]
-                t0[i] = a[k]; t1[i] = a[k + 1]; t2[i] = a[k + 2]; t3[i] = a[k + 3]
-                t4[i] = a[k + 4]; t5[i] = a[k + 5]; t6[i] = a[k + 6]; t7[i] = a[k + 7]
-        else:
-            for c in range(k, C):
-                for i in range(R):
-                    T[c, i] = A[i, c]
-
-
-@kernel(parallel=True)
 def column_sums(s, A):
     """s[j] = sum_i A[i, j], rows added in order."""
     R, C = A.shape
@@ -123,7 +92,7 @@ def column_sums(s, A):
 
 
 @kernel(parallel=True, fastmath=FAST)
-def dense_forward_dot(Y, X, W, b):
+def dense_forward(Y, X, W, b):
     """Y[i, j] = b[j] + sum_k X[i, k] W[j, k], in place. Y must not alias X.
     Threads own blocks of 16 output columns (4 where there are fewer than WIDE_MIN_UNITS);
     each element is summed by one tile in a fixed order."""
@@ -131,19 +100,6 @@ def dense_forward_dot(Y, X, W, b):
     width = 16 if H >= WIDE_MIN_UNITS else 4
     for jb in prange((H + width - 1) // width):
         _nt_block(Y, X, W, b, width * jb, min(width * jb + width, H))
-
-
-def dense_forward(Y, X, W, b, scratch):
-    """Y = X Wᵀ + b, in place (Y must not alias X). scratch: a flat buffer of at least
-    scratch_size(B, D, H) elements, overwritten. A sequence of kernel calls, no allocation."""
-    B, D = X.shape
-    H = W.shape[0]
-    if B >= TILED_MIN_BATCH:
-        WT = scratch[:D * H].reshape(D, H)
-        transpose(WT, W)
-        matmul_nn(Y, X, WT, b, tile_columns(Y.dtype))
-    else:
-        dense_forward_dot(Y, X, W, b)
 
 
 def dense_backward(dX, dW, db, dY, X, W, zeros, input_grad):

@@ -1,10 +1,10 @@
 """Matrix products in outer-product form: Y = bias + A B, with A read as it is or transposed.
 
 Shapes: Y[M, N], B[K, N], bias[N]. matmul_nn takes A[M, K]; matmul_tn takes A[K, M] and
-uses Aᵀ. The dense layer (B batch, D in, H out) calls them as
-    forward  Y[B, H]  = b + X Wᵀ    matmul_nn(Y, X, Wᵀ, b)   (W copied into Wᵀ first)
-    dW[H, D]          = dYᵀ X       matmul_tn(dW, dY, X, 0)
-    dX[B, D]          = dY W        matmul_nn(dX, dY, W, 0)
+uses Aᵀ. The dense layer's backward pass (B batch, D in, H out) calls them as
+    dW[H, D] = dYᵀ X    matmul_tn(dW, dY, X, 0)
+    dX[B, D] = dY W     matmul_nn(dX, dY, W, 0)
+reading every operand where it is, without copies.
 A tile owns 6 rows and `width` columns of Y (64: 4 vectors of 16, or 16: one vector) and
 keeps their sums in registers while k runs over K, each step multiplying 6 numbers of A
 by one row of B: 24 fused multiply-adds on 512-bit registers for a 6 x 64 float32 tile
@@ -120,10 +120,10 @@ def _matmul(Y, A, B, bias, width, transposed):
     k in panels of DEPTH: the panel's rows of B (DEPTH x 64 float32 = 16 kB) stay in
     the L1 cache while the chunk's row groups use them, and the sums wait in Y between
     panels (stored and reloaded exactly, so the order of the sum does not change).
-    prange hands each thread a contiguous run of iterations. Where A is the larger
-    operand (M > N: the forward pass's batch of inputs) they run along a chunk's column
-    blocks, so each thread reads its share of A once; otherwise down a column block's
-    chunks, so each thread reads its share of B once."""
+    prange hands each thread a contiguous run of iterations. Where Y has more rows than
+    columns (M > N) they run along a chunk's column blocks, so each thread reads its
+    share of A once; otherwise down a column block's chunks, so each thread reads its
+    share of B once."""
     M = A.shape[1] if transposed else A.shape[0]
     K = B.shape[0]
     N = B.shape[1]

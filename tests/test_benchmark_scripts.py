@@ -54,7 +54,7 @@ def test_kernel_times_runs_both_modes(mnist_dir):
     script = os.path.join(BENCH, "kernel_times.py")
     env = {**os.environ, "FASTMLP_DATA_DIR": mnist_dir}
     out = subprocess.run([sys.executable, script, "--repeats", "2"], check=True, capture_output=True, text=True, env=env)
-    assert "deep dW2, batch 128" in out.stdout and "transpose 100x784" in out.stdout
+    assert "deep dW2, batch 128" in out.stdout and "softmax_cross_entropy_forward" in out.stdout
     out = subprocess.run([sys.executable, script, "--steps", "book-b256", "--batches", "3"], check=True,
                          capture_output=True, text=True, env=env)
-    assert "matmul_nn 256x784x100" in out.stdout and "outside the kernels" in out.stdout
+    assert "dense_forward 256x784x100" in out.stdout and "matmul_tn 100x256x784" in out.stdout and "outside the kernels" in out.stdout

@@ -11,10 +11,9 @@ from conftest import TOL, assert_close
 DTYPES = [np.float32, np.float64]
 SHAPES = [(1, 1, 1), (1, 7, 3), (7, 129, 7), (129, 7, 129), (8, 16, 12), (33, 784, 10), (67, 50, 70),
           (9, 33, 270), (70, 270, 66), (5, 7, 257)]
-# From batch 64 on ((129, 7, 129), (67, 50, 70), (70, 270, 66)) dense_forward takes the
-# outer-product tiles of kernels/matmul.py, below it the dot-product tiles; (9, 33, 270)
-# and (5, 7, 257) reach the latter's 16-column blocks with leftover rows and columns.
-# The backward products always take the outer-product tiles (more shapes: test_matmul.py).
+# (9, 33, 270), (5, 7, 257) and (70, 270, 66) reach dense_forward's 16-column blocks with
+# leftover rows and columns (a last block of 14 columns, of 1). The backward products go
+# through the outer-product tiles (more shapes: test_matmul.py).
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -24,7 +23,7 @@ def test_dense_forward(dtype, B, D, H, rng):
     W = rng.standard_normal((H, D)).astype(dtype)
     b = rng.standard_normal(H).astype(dtype)
     Y = np.full((B, H), np.nan, dtype)
-    K.dense_forward(Y, X, W, b, np.full(K.scratch_size(B, D, H), np.nan, dtype))
+    K.dense_forward(Y, X, W, b)
     assert_close(Y, R.dense_forward(X, W, b), dtype, **_scaled(TOL[dtype], D))
 
 
@@ -47,18 +46,7 @@ def test_dense_backward(dtype, B, D, H, rng):
     assert_close(db, rdb, dtype, **_scaled(TOL[dtype], B))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("R_,C", [(1, 1), (3, 7), (7, 8), (5, 9), (129, 17), (256, 784)])
-def test_transpose_is_exact(dtype, R_, C, rng):
-    # Whole blocks of 8 columns and the leftover columns both land where they belong.
-    from fastmlp.kernels.dense import transpose
-    A = rng.standard_normal((R_, C)).astype(dtype)
-    T = np.full((C, R_), np.nan, dtype)
-    transpose(T, A)
-    assert np.array_equal(T, A.T)
-
-
-@pytest.mark.parametrize("B", [70, 9])  # both paths: outer-product and dot-product tiles
+@pytest.mark.parametrize("B", [70, 9])
 def test_dense_forward_same_bits_for_1_and_2_threads(B, rng):
     import numba
     X = rng.standard_normal((B, 66)).astype(np.float32)
@@ -70,7 +58,7 @@ def test_dense_forward_same_bits_for_1_and_2_threads(B, rng):
         for threads in (1, 2):
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
             Y = np.full((B, 270), np.nan, np.float32)
-            K.dense_forward(Y, X, W, b, np.empty(K.scratch_size(B, 66, 270), np.float32))
+            K.dense_forward(Y, X, W, b)
             out.append(Y)
     finally:
         numba.set_num_threads(before)
@@ -234,6 +222,6 @@ def test_sgd_step(dtype, rng):
 
 
 def test_every_kernel_has_a_reference():
-    names = [n for n in K.__all__ if n not in ("ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "scratch_size", "warmup")]
+    names = [n for n in K.__all__ if n not in ("ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "warmup")]
     for n in names:
         assert callable(getattr(R, n, None)), f"reference.{n} missing"
