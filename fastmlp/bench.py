@@ -208,7 +208,9 @@ def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print):
         row["speedup_range"] = (min(ratios), max(ratios))
         rows.append(row)
     from fastmlp.kernels._jit import WIDE_FEATURES
-    width = "512-bit (FASTMLP_AVX512=1)" if WIDE_FEATURES else "256-bit (default)"
+    from fastmlp.kernels.matmul import tile_columns
+    width = ("auto-vectorised ones 512-bit (FASTMLP_AVX512=1)" if WIDE_FEATURES else "auto-vectorised ones 256-bit (default)") \
+        + f", backward product tiles {tile_columns('float32')} float32 columns"
     log(f"machine: {platform.machine()}, {os.cpu_count()} cpus, {threads} threads; float32 peak "
         f"(NumPy BLAS 2048^3 matmul) {peak:.0f} GFLOP/s; comparison: {other}; {rounds} round(s); "
         f"fastmlp kernels {width}")

@@ -10,6 +10,7 @@ from .activations import ACTIVATIONS, activation_backward, activation_forward
 from .augment import shift_gather
 from . import dense as _dense
 from .dense import dense_backward, dense_forward
+from . import matmul as _matmul
 from .matmul import matmul_nn, matmul_tn
 from .dropout import dropout_backward, dropout_forward
 from .optim import adam_step, max_norm, momentum_step, sgd_step, weight_decay
@@ -28,7 +29,7 @@ def cache_dirs():
     """Where Numba caches these kernels: beside the sources (kernels/__pycache__) when
     that is writable, else a per-user directory; NUMBA_CACHE_DIR overrides both."""
     return _cache_dirs([activation_backward, activation_forward, adam_step, cross_entropy,
-                        _dense.column_sums, dense_forward, matmul_nn, matmul_tn,
+                        _dense.column_sums, dense_forward, _matmul.matmul,
                         dropout_backward, dropout_forward,
                         max_norm, momentum_step, sgd_step, weight_decay, softmax_cross_entropy_backward,
                         softmax_cross_entropy_forward, softmax_rows, shift_gather])

@@ -6,6 +6,7 @@ few lines of LLVM IR:
     vload(row, j, n)      row[j:j+n] as a vector (lanes past n read as 0, nothing read there)
     vstore(row, j, v, n)  row[j:j+n] = the first n lanes of v (nothing written past n)
     vfma(a, b, c)         a * b + c, lane by lane, a scalar: one rounding (fused multiply-add)
+    at(row, i)            row[i], without Numba's test for a negative index (i >= 0)
 row is a 1-D C-contiguous float32 or float64 array (a row of a 2-D one: Y[i]) and
 0 <= j, j + n <= len(row), 1 <= n <= LANES; nothing checks this (as Numba without
 boundscheck). A vector of 16 float32 fills one AVX-512 register, or two AVX2 ones: LLVM
@@ -105,6 +106,17 @@ def vstore(typingctx, row, j, v, n):
             builder.call(f, [args[2], address, ir.Constant(ir.IntType(32), 1), _mask(builder, args[3])])
         return context.get_dummy_value()
     return types.none(row, j, v, n), codegen
+
+
+@intrinsic
+def at(typingctx, row, i):
+    if not (_is_row(row) and isinstance(i, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.load(builder.gep(data, [args[1]]))
+    return row.dtype(row, i), codegen
 
 
 @intrinsic

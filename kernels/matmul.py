@@ -1,7 +1,7 @@
 """Matrix products in outer-product form: Y = bias + A B, with A read as it is or transposed.
 
 Shapes: Y[M, N], B[K, N], bias[N]. matmul_nn takes A[M, K]; matmul_tn takes A[K, M] and
-uses Aᵀ. The dense layer's backward pass (B batch, D in, H out) calls them as
+uses Aᵀ; both call the one kernel, matmul. The dense layer's backward pass (B batch, D in, H out) calls them as
     dW[H, D] = dYᵀ X    matmul_tn(dW, dY, X, 0)
     dX[B, D] = dY W     matmul_nn(dX, dY, W, 0)
 reading every operand where it is, without copies.
@@ -18,7 +18,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel
-from ._simd import LANES, host_has_avx512, vfma, vload, vstore
+from ._simd import LANES, at, host_has_avx512, vfma, vload, vstore
 
 ROWS = 6      # rows of a tile
 CHUNK = 4     # row groups (tiles of 6 rows) an iteration owns
@@ -34,14 +34,7 @@ def tile_columns(dtype):
 
 
 @kernel(inline="always")
-def _a(A, r, k, transposed):
-    """Element (r, k) of the left operand: A[r, k], or A[k, r] when A is stored transposed
-    (a literal at every call, so LLVM keeps one branch)."""
-    return A[k, r] if transposed else A[r, k]
-
-
-@kernel(inline="always")
-def _tile_6x64(Y, A, B, bias, i, j, k0, k1, transposed):
+def _tile_6x64(Y, a, rs, ks, B, bias, i, j, k0, k1):
     """Y[i:i+6, j:j+64] = (bias[j:j+64] if k0 == 0 else Y[i:i+6, j:j+64])
                           + (rows i..i+5 of A)[:, k0:k1] B[k0:k1, j:j+64]."""
     if k0 == 0:
@@ -64,18 +57,19 @@ def _tile_6x64(Y, A, B, bias, i, j, k0, k1, transposed):
         row = B[k]
         b0 = vload(row, j, LANES); b1 = vload(row, j + 16, LANES)
         b2 = vload(row, j + 32, LANES); b3 = vload(row, j + 48, LANES)
-        a = _a(A, i, k, transposed)
-        s00 = vfma(a, b0, s00); s01 = vfma(a, b1, s01); s02 = vfma(a, b2, s02); s03 = vfma(a, b3, s03)
-        a = _a(A, i + 1, k, transposed)
-        s10 = vfma(a, b0, s10); s11 = vfma(a, b1, s11); s12 = vfma(a, b2, s12); s13 = vfma(a, b3, s13)
-        a = _a(A, i + 2, k, transposed)
-        s20 = vfma(a, b0, s20); s21 = vfma(a, b1, s21); s22 = vfma(a, b2, s22); s23 = vfma(a, b3, s23)
-        a = _a(A, i + 3, k, transposed)
-        s30 = vfma(a, b0, s30); s31 = vfma(a, b1, s31); s32 = vfma(a, b2, s32); s33 = vfma(a, b3, s33)
-        a = _a(A, i + 4, k, transposed)
-        s40 = vfma(a, b0, s40); s41 = vfma(a, b1, s41); s42 = vfma(a, b2, s42); s43 = vfma(a, b3, s43)
-        a = _a(A, i + 5, k, transposed)
-        s50 = vfma(a, b0, s50); s51 = vfma(a, b1, s51); s52 = vfma(a, b2, s52); s53 = vfma(a, b3, s53)
+        o = i * rs + k * ks
+        x = at(a, o)
+        s00 = vfma(x, b0, s00); s01 = vfma(x, b1, s01); s02 = vfma(x, b2, s02); s03 = vfma(x, b3, s03)
+        x = at(a, o + 1 * rs)
+        s10 = vfma(x, b0, s10); s11 = vfma(x, b1, s11); s12 = vfma(x, b2, s12); s13 = vfma(x, b3, s13)
+        x = at(a, o + 2 * rs)
+        s20 = vfma(x, b0, s20); s21 = vfma(x, b1, s21); s22 = vfma(x, b2, s22); s23 = vfma(x, b3, s23)
+        x = at(a, o + 3 * rs)
+        s30 = vfma(x, b0, s30); s31 = vfma(x, b1, s31); s32 = vfma(x, b2, s32); s33 = vfma(x, b3, s33)
+        x = at(a, o + 4 * rs)
+        s40 = vfma(x, b0, s40); s41 = vfma(x, b1, s41); s42 = vfma(x, b2, s42); s43 = vfma(x, b3, s43)
+        x = at(a, o + 5 * rs)
+        s50 = vfma(x, b0, s50); s51 = vfma(x, b1, s51); s52 = vfma(x, b2, s52); s53 = vfma(x, b3, s53)
     y = Y[i]; vstore(y, j, s00, LANES); vstore(y, j + 16, s01, LANES); vstore(y, j + 32, s02, LANES); vstore(y, j + 48, s03, LANES)
     y = Y[i + 1]; vstore(y, j, s10, LANES); vstore(y, j + 16, s11, LANES); vstore(y, j + 32, s12, LANES); vstore(y, j + 48, s13, LANES)
     y = Y[i + 2]; vstore(y, j, s20, LANES); vstore(y, j + 16, s21, LANES); vstore(y, j + 32, s22, LANES); vstore(y, j + 48, s23, LANES)
@@ -85,7 +79,7 @@ def _tile_6x64(Y, A, B, bias, i, j, k0, k1, transposed):
 
 
 @kernel(inline="always")
-def _tile_6x16(Y, A, B, bias, i, j, n, k0, k1, transposed):
+def _tile_6x16(Y, a, rs, ks, B, bias, i, j, n, k0, k1):
     """As _tile_6x64 for Y[i:i+6, j:j+n], n <= 16 columns: one (partial) vector a row."""
     if k0 == 0:
         c = vload(bias, j, n)
@@ -95,28 +89,34 @@ def _tile_6x16(Y, A, B, bias, i, j, n, k0, k1, transposed):
         s3 = vload(Y[i + 3], j, n); s4 = vload(Y[i + 4], j, n); s5 = vload(Y[i + 5], j, n)
     for k in range(k0, k1):
         b = vload(B[k], j, n)
-        s0 = vfma(_a(A, i, k, transposed), b, s0)
-        s1 = vfma(_a(A, i + 1, k, transposed), b, s1)
-        s2 = vfma(_a(A, i + 2, k, transposed), b, s2)
-        s3 = vfma(_a(A, i + 3, k, transposed), b, s3)
-        s4 = vfma(_a(A, i + 4, k, transposed), b, s4)
-        s5 = vfma(_a(A, i + 5, k, transposed), b, s5)
+        o = i * rs + k * ks
+        s0 = vfma(at(a, o), b, s0)
+        s1 = vfma(at(a, o + rs), b, s1)
+        s2 = vfma(at(a, o + 2 * rs), b, s2)
+        s3 = vfma(at(a, o + 3 * rs), b, s3)
+        s4 = vfma(at(a, o + 4 * rs), b, s4)
+        s5 = vfma(at(a, o + 5 * rs), b, s5)
     vstore(Y[i], j, s0, n); vstore(Y[i + 1], j, s1, n); vstore(Y[i + 2], j, s2, n)
     vstore(Y[i + 3], j, s3, n); vstore(Y[i + 4], j, s4, n); vstore(Y[i + 5], j, s5, n)
 
 
 @kernel(inline="always")
-def _tile_1x16(Y, A, B, bias, i, j, n, k0, k1, transposed):
+def _tile_1x16(Y, a, rs, ks, B, bias, i, j, n, k0, k1):
     """As _tile_6x64 for Y[i, j:j+n], one row, n <= 16."""
     s = vload(bias, j, n) if k0 == 0 else vload(Y[i], j, n)
     for k in range(k0, k1):
-        s = vfma(_a(A, i, k, transposed), vload(B[k], j, n), s)
+        s = vfma(at(a, i * rs + k * ks), vload(B[k], j, n), s)
     vstore(Y[i], j, s, n)
 
 
-@kernel(inline="always")
-def _matmul(Y, A, B, bias, width, transposed):
-    """An iteration owns a block of `width` columns and CHUNK row groups of Y, and walks
+@kernel(parallel=True)
+def matmul(Y, A, B, bias, width, transposed):
+    """Y = bias + A B (transposed false: A[M, K]) or bias + Aᵀ B (transposed true:
+    A[K, M]), for B[K, N], in place; A C-contiguous, Y not aliasing A or B. width: the
+    columns a tile owns, 64 (float32 on AVX-512) or 16; tile_columns(dtype) picks. The
+    tiles read A through a flat view, element (r, k) at r * rs + k * ks, so one compiled
+    kernel serves both forms (half the compile time of two).
+    An iteration owns a block of `width` columns and CHUNK row groups of Y, and walks
     k in panels of DEPTH: the panel's rows of B (DEPTH x 64 float32 = 16 kB) stay in
     the L1 cache while the chunk's row groups use them, and the sums wait in Y between
     panels (stored and reloaded exactly, so the order of the sum does not change).
@@ -127,6 +127,9 @@ def _matmul(Y, A, B, bias, width, transposed):
     M = A.shape[1] if transposed else A.shape[0]
     K = B.shape[0]
     N = B.shape[1]
+    a = A.reshape(A.size)
+    rs = 1 if transposed else K   # step between rows of the product's A
+    ks = M if transposed else 1   # step along k
     groups = (M + ROWS - 1) // ROWS
     chunks = (groups + CHUNK - 1) // CHUNK
     blocks = (N + width - 1) // width
@@ -139,24 +142,21 @@ def _matmul(Y, A, B, bias, width, transposed):
             for g in range(h * CHUNK, min(h * CHUNK + CHUNK, groups)):
                 i = g * ROWS
                 if i + ROWS <= M and j1 - j0 == 64:
-                    _tile_6x64(Y, A, B, bias, i, j0, k0, k1, transposed)
+                    _tile_6x64(Y, a, rs, ks, B, bias, i, j0, k0, k1)
                 elif i + ROWS <= M:
                     for j in range(j0, j1, LANES):
-                        _tile_6x16(Y, A, B, bias, i, j, min(LANES, j1 - j), k0, k1, transposed)
+                        _tile_6x16(Y, a, rs, ks, B, bias, i, j, min(LANES, j1 - j), k0, k1)
                 else:
                     for r in range(i, M):
                         for j in range(j0, j1, LANES):
-                            _tile_1x16(Y, A, B, bias, r, j, min(LANES, j1 - j), k0, k1, transposed)
+                            _tile_1x16(Y, a, rs, ks, B, bias, r, j, min(LANES, j1 - j), k0, k1)
 
 
-@kernel(parallel=True)
 def matmul_nn(Y, A, B, bias, width):
-    """Y = bias + A B for A[M, K], B[K, N], in place; Y must not alias A or B.
-    width: columns a tile owns, 64 (float32 on AVX-512) or 16 (TILE_COLUMNS picks)."""
-    _matmul(Y, A, B, bias, width, False)
+    """Y = bias + A B for A[M, K], B[K, N], in place; Y must not alias A or B."""
+    matmul(Y, A, B, bias, width, False)
 
 
-@kernel(parallel=True)
 def matmul_tn(Y, A, B, bias, width):
     """Y = bias + Aᵀ B for A[K, M], B[K, N], in place; Y must not alias A or B."""
-    _matmul(Y, A, B, bias, width, True)
+    matmul(Y, A, B, bias, width, True)

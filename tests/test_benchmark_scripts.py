@@ -58,3 +58,16 @@ def test_kernel_times_runs_both_modes(mnist_dir):
     out = subprocess.run([sys.executable, script, "--steps", "book-b256", "--batches", "3"], check=True,
                          capture_output=True, text=True, env=env)
     assert "dense_forward 256x784x100" in out.stdout and "matmul_tn 100x256x784" in out.stdout and "outside the kernels" in out.stdout
+
+
+def test_ab_commits_times_two_versions(mnist_dir):
+    # A committed revision (exported with git archive) against the working tree, on two
+    # steps: the script runs end to end and reports both sides and their ratio.
+    script = os.path.join(BENCH, "ab_commits.py")
+    env = {**os.environ, "FASTMLP_DATA_DIR": mnist_dir}
+    out = subprocess.run([sys.executable, script, "HEAD", ".", "--config", "book-b32", "--rounds", "1", "--steps", "2"],
+                         check=True, capture_output=True, text=True, env=env)
+    assert "old (HEAD): median" in out.stdout and "new (.): median" in out.stdout and "old / new" in out.stdout
+    bad = subprocess.run([sys.executable, script, "no-such-revision", "--rounds", "1", "--steps", "2"],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode != 0

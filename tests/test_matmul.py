@@ -8,7 +8,7 @@ from numba import njit
 
 from fastmlp import kernels as K
 from fastmlp.kernels import reference as R
-from fastmlp.kernels._simd import LANES, vfma, vload, vstore
+from fastmlp.kernels._simd import LANES, at, vfma, vload, vstore
 from conftest import TOL, assert_close
 
 # Rows: whole 6-row groups and leftovers; columns: whole 64- and 16-column blocks, partial
@@ -75,6 +75,20 @@ def test_matmul_propagates_nan_and_inf(rng):
 
 
 @njit
+def _elements(x, idx):
+    out = np.empty(idx.size, x.dtype)
+    for n in range(idx.size):
+        out[n] = at(x, idx[n])
+    return out
+
+
+def test_at_reads_the_element():
+    x = np.arange(10, dtype=np.float32) * 1.5
+    idx = np.array([0, 3, 9])
+    assert np.array_equal(_elements(x, idx), x[idx])
+
+
+@njit
 def _copy_through_vectors(y, x, j, n):
     vstore(y, j, vfma(x[0], vload(x, j, n), vload(y, j, n)), n)
 
@@ -99,10 +113,10 @@ def test_tiles_use_512_bit_registers_without_the_opt_in(tmp_path):
     import sys
     if "+avx512f" not in ll.get_host_cpu_features().flatten().split(","):
         pytest.skip("this CPU has no AVX-512")
-    child = ("import re, numpy as np; from fastmlp import kernels as K; "
-             "K.matmul_nn(np.empty((12, 64), np.float32), np.ones((12, 3), np.float32), "
+    child = ("import re, numpy as np; from fastmlp.kernels.matmul import matmul, matmul_nn; "
+             "matmul_nn(np.empty((12, 64), np.float32), np.ones((12, 3), np.float32), "
              "np.ones((3, 64), np.float32), np.zeros(64, np.float32), 64); "
-             "asm = ''.join(K.matmul_nn.inspect_asm().values()); "
+             "asm = ''.join(matmul.inspect_asm().values()); "
              "print(len(re.findall(r'vfmadd\\w+ps\\s[^\\n]*zmm', asm)))")
     env = {**os.environ, "FASTMLP_NUMBA_CACHE": "0", "FASTMLP_AVX512": "0"}
     env.pop("NUMBA_CPU_FEATURES", None)

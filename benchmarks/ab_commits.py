@@ -1,0 +1,111 @@
+"""Training steps of two versions of fastmlp side by side: which one is faster, as a ratio.
+
+    python benchmarks/ab_commits.py OLD [NEW] [--config book-b256] [--rounds 7] [--steps 200]
+
+OLD and NEW are git revisions of this repository ("." is the working tree, the default
+for NEW). Each is copied out (fastmlp/ with kernels/ as fastmlp/kernels) into a temporary
+directory with its own Numba cache; then, for --rounds rounds, a child process of each
+version in turn warms up, times --steps training steps of --config three times and
+reports the median as seconds per 60,000-sample epoch. Printed: each version's median over
+rounds and the median of the per-round ratios OLD / NEW (above 1: NEW is faster).
+Alternating processes is what makes the ratio trustworthy on a machine whose speed swings
+by a third within minutes. Data: FASTMLP_DATA_DIR or --data-dir.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CHILD = r"""
+import json, statistics, sys, time
+import numpy as np
+from fastmlp import PRESETS, TrainConfig, load, optim, prepare
+from fastmlp.train import build_network
+config, steps, data_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None
+kind, bs = config.split("-b")
+bs = int(bs)
+settings = dict(PRESETS[kind])
+settings.update(batch_size=bs, batch_ramp=None, shift=0)
+cfg = TrainConfig(**settings)
+p = prepare(load(data_dir), cfg.standardize, np.float32)
+net = build_network(cfg, p.train_x.shape[1], 10)
+opt = optim.make(cfg.optimizer, net.params.size, net.dtype)
+n = min(steps, p.train_x.shape[0] // bs)
+
+def run(n):
+    t0 = time.perf_counter()
+    for s in range(n):
+        lo = s * bs
+        net.forward(p.train_x[lo:lo + bs], training=True, step=s)
+        net.loss_and_backward(p.train_t[lo:lo + bs])
+        opt.step(net.params, net.grads, cfg.lr)
+    return (time.perf_counter() - t0) * 60000 / (n * bs)
+
+run(min(n, 20))  # compiles (or loads) the kernels, warms the caches
+print(json.dumps(statistics.median([run(n) for _ in range(3)])))
+"""
+
+
+def export(rev, into):
+    """Copy revision rev (or the working tree for ".") as an importable fastmlp package."""
+    site = os.path.join(into, "site")
+    os.makedirs(site)
+    src = os.path.join(into, "src")
+    if rev == ".":
+        src = ROOT
+    else:
+        os.makedirs(src)
+        archive = os.path.join(into, "rev.tar")
+        git = subprocess.run(["git", "-C", ROOT, "archive", "-o", archive, rev, "fastmlp", "kernels"],
+                             capture_output=True, text=True)
+        if git.returncode:
+            sys.exit(f"ab_commits: cannot export revision {rev!r}: {git.stderr.strip()}")
+        with tarfile.open(archive) as t:
+            t.extractall(src, filter="data")
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(os.path.join(src, "fastmlp"), os.path.join(site, "fastmlp"), ignore=ignore)
+    shutil.copytree(os.path.join(src, "kernels"), os.path.join(site, "fastmlp", "kernels"), ignore=ignore)
+    return site
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("old")
+    ap.add_argument("new", nargs="?", default=".")
+    ap.add_argument("--config", default="book-b256",
+                    choices=["book-b32", "book-b64", "book-b128", "book-b256", "deep-b128"])
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--data-dir", default="")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        sides = {}
+        for name, rev in (("old", args.old), ("new", args.new)):
+            d = os.path.join(tmp, name)
+            sides[name] = (export(rev, d), os.path.join(d, "numba-cache"))
+        times = {"old": [], "new": []}
+        for _ in range(args.rounds):
+            for name, (site, cache) in sides.items():
+                env = {**os.environ, "PYTHONPATH": site, "NUMBA_CACHE_DIR": cache}
+                out = subprocess.run([sys.executable, "-c", CHILD, args.config, str(args.steps), args.data_dir],
+                                     env=env, cwd=tmp, capture_output=True, text=True)
+                if out.returncode:
+                    sys.exit(f"ab_commits: the {name} version failed:\n{out.stderr.strip()}")
+                times[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    ratios = [o / n for o, n in zip(times["old"], times["new"])]
+    print(f"{args.config}, {args.rounds} rounds of {args.steps} steps; seconds per 60,000-sample epoch")
+    for name, rev in (("old", args.old), ("new", args.new)):
+        print(f"  {name} ({rev}): median {statistics.median(times[name]):.3f} s  "
+              f"(rounds: {', '.join(f'{t:.3f}' for t in times[name])})")
+    print(f"  old / new: median {statistics.median(ratios):.3f}x  (range {min(ratios):.3f}-{max(ratios):.3f}x)")
+
+
+if __name__ == "__main__":
+    main()
