@@ -5,7 +5,7 @@
 OLD and NEW are git revisions of this repository ("." is the working tree, the default
 for NEW). Each is copied out (fastmlp/ with kernels/ as fastmlp/kernels) into a temporary
 directory with its own Numba cache; then, for --rounds rounds, a child process of each
-version in turn warms up, times --steps training steps of --config three times and
+version in turn (old first in even rounds, new first in odd ones) warms up, times --steps training steps of --config three times and
 reports the median as seconds per 60,000-sample epoch. Printed: each version's median over
 rounds and the median of the per-round ratios OLD / NEW (above 1: NEW is faster).
 Alternating processes is what makes the ratio trustworthy on a machine whose speed swings
@@ -91,8 +91,10 @@ def main():
             d = os.path.join(tmp, name)
             sides[name] = (export(rev, d), os.path.join(d, "numba-cache"))
         times = {"old": [], "new": []}
-        for _ in range(args.rounds):
-            for name, (site, cache) in sides.items():
+        for r in range(args.rounds):
+            order = ["old", "new"] if r % 2 == 0 else ["new", "old"]  # neither side always goes first
+            for name in order:
+                site, cache = sides[name]
                 env = {**os.environ, "PYTHONPATH": site, "NUMBA_CACHE_DIR": cache}
                 out = subprocess.run([sys.executable, "-c", CHILD, args.config, str(args.steps), args.data_dir],
                                      env=env, cwd=tmp, capture_output=True, text=True)

@@ -209,11 +209,12 @@ def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print):
         rows.append(row)
     from fastmlp.kernels._jit import WIDE_FEATURES
     from fastmlp.kernels.matmul import tile_columns
-    width = ("auto-vectorised ones 512-bit (FASTMLP_AVX512=1)" if WIDE_FEATURES else "auto-vectorised ones 256-bit (default)") \
-        + f", backward product tiles {tile_columns('float32')} float32 columns"
+    width = ("auto-vectorised kernels 512-bit (FASTMLP_AVX512=1)" if WIDE_FEATURES
+             else "auto-vectorised kernels 256-bit (default)") \
+        + f", backward product tiles {tile_columns('float32')} float32 columns wide"
     log(f"machine: {platform.machine()}, {os.cpu_count()} cpus, {threads} threads; float32 peak "
         f"(NumPy BLAS 2048^3 matmul) {peak:.0f} GFLOP/s; comparison: {other}; {rounds} round(s); "
-        f"fastmlp kernels {width}")
+        f"fastmlp: {width}")
     log(f"| config | side | s/epoch | samples/s | GFLOP/s | of peak | peak RSS MB | {other}/fastmlp | range |")
     log("|---|---|---|---|---|---|---|---|---|")
     for row in rows:

@@ -10,15 +10,17 @@ also carries SOURCES_DIGEST, a hash of all kernels/*.py, and a cache entry writt
 other sources is ignored and replaced (no file is deleted, so processes running
 different versions side by side cannot trip each other up).
 
-FASTMLP_AVX512=1 (opt-in, read once, before Numba starts) compiles the kernels with
-512-bit vectors on CPUs that have AVX-512: Numba otherwise keeps LLVM's preference for
-256-bit code on these parts. It is process-wide (it sets NUMBA_CPU_FEATURES to the host's
+FASTMLP_AVX512=1 (opt-in, read once, before Numba starts) compiles the kernels whose loops
+Numba vectorises by itself with 512-bit vectors on CPUs that have AVX-512: Numba
+otherwise keeps LLVM's preference for 256-bit code on these parts. (The backward
+products' tiles, kernels/matmul.py, use explicit vectors, which LLVM puts in 512-bit
+registers either way.) It is process-wide (it sets NUMBA_CPU_FEATURES to the host's
 features without that preference, unless NUMBA_CPU_FEATURES is already set), it only
 takes effect if nothing was compiled by Numba earlier in the process (else a warning
 says so and WIDE_FEATURES is None), it has its own entries in the kernel cache, and
 fastmath sums then add in another order: results are reproducible for the same setting,
-not across settings. Measured gains are in BENCHMARKS.md (the deep network's epoch
-12-18% shorter; the book network's epoch median no consistent change).
+not across settings. Measured gains are in BENCHMARKS.md (session 3, before the
+backward tiles: the book network's epoch median no consistent change).
 """
 import hashlib
 import os

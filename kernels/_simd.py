@@ -70,7 +70,7 @@ def _is_row(row):
     return isinstance(row, types.Array) and row.ndim == 1 and row.layout == "C" and row.dtype in (types.float32, types.float64)
 
 
-@intrinsic
+@intrinsic(prefer_literal=True)  # n = LANES arrives as a literal: a plain load
 def vload(typingctx, row, j, n):
     if not (_is_row(row) and isinstance(j, types.Integer) and isinstance(n, types.Integer)):
         return None
@@ -88,7 +88,7 @@ def vload(typingctx, row, j, n):
     return Vector(row.dtype)(row, j, n), codegen
 
 
-@intrinsic
+@intrinsic(prefer_literal=True)
 def vstore(typingctx, row, j, v, n):
     if not (_is_row(row) and isinstance(v, Vector) and v.dtype == row.dtype):
         return None

@@ -7,14 +7,14 @@ W holds one row per output unit.
     dW = dYᵀ X and dX = dY W: outer-product tiles that read dY, X and W in place
              (kernels/matmul.py: matmul_tn, matmul_nn).
 The forward pass could use the outer-product tiles too, but they need Wᵀ, and copying W
-every step cost more than the tiles gain: whole epochs were 7-37% slower that way
-(BENCHMARKS.md). Every output element is owned by one prange iteration and summed in a
+every step made whole epochs no faster (BENCHMARKS.md, session 4). All arrays are
+C-contiguous and of one dtype (the network's buffers are). Every output element is owned by one prange iteration and summed in a
 fixed order: results do not depend on the thread count.
 """
 from numba import prange
 
 from ._jit import FAST, kernel
-from .matmul import matmul_nn, matmul_tn, tile_columns
+from .matmul import matmul, tile_columns
 
 # dense_forward gives each thread blocks of 16 columns from this many output units on
 # (a 1200 x 1200 product: 54 -> 89-112 GFLOP/s, BENCHMARKS.md); narrower layers keep
@@ -110,6 +110,6 @@ def dense_backward(dX, dW, db, dY, X, W, zeros, input_grad):
     D = X.shape[1]
     width = tile_columns(dW.dtype)
     column_sums(db, dY)
-    matmul_tn(dW, dY, X, zeros[:D], width)
+    matmul(dW, dY, X, zeros[:D], width, True)      # dW = dYᵀ X
     if input_grad:
-        matmul_nn(dX, dY, W, zeros[:D], width)
+        matmul(dX, dY, W, zeros[:D], width, False)  # dX = dY W

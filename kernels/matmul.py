@@ -112,7 +112,8 @@ def _tile_1x16(Y, a, rs, ks, B, bias, i, j, n, k0, k1):
 @kernel(parallel=True)
 def matmul(Y, A, B, bias, width, transposed):
     """Y = bias + A B (transposed false: A[M, K]) or bias + Aᵀ B (transposed true:
-    A[K, M]), for B[K, N], in place; A C-contiguous, Y not aliasing A or B. width: the
+    A[K, M]), for B[K, N], in place; all C-contiguous, one dtype, Y not aliasing A, B or
+    bias; shapes unchecked (matmul_nn and matmul_tn check them). width: the
     columns a tile owns, 64 (float32 on AVX-512) or 16; tile_columns(dtype) picks. The
     tiles read A through a flat view, element (r, k) at r * rs + k * ks, so one compiled
     kernel serves both forms (half the compile time of two).
@@ -152,11 +153,22 @@ def matmul(Y, A, B, bias, width, transposed):
                             _tile_1x16(Y, a, rs, ks, B, bias, r, j, min(LANES, j1 - j), k0, k1)
 
 
+def _check(Y, A, B, bias, width, transposed):
+    """The kernel reads and writes without bounds checks: shapes are checked here."""
+    M, K = (A.shape[1], A.shape[0]) if transposed else A.shape
+    if B.shape[0] != K or Y.shape != (M, B.shape[1]) or bias.shape[0] < B.shape[1] or width not in (16, 64):
+        raise ValueError(f"matmul: Y {Y.shape}, A {A.shape}{' transposed' if transposed else ''}, "
+                         f"B {B.shape}, bias {bias.shape}, width {width} do not fit")
+
+
 def matmul_nn(Y, A, B, bias, width):
-    """Y = bias + A B for A[M, K], B[K, N], in place; Y must not alias A or B."""
+    """Y = bias + A B for A[M, K], B[K, N], in place; all C-contiguous, one dtype; Y must
+    not alias A, B or bias."""
+    _check(Y, A, B, bias, width, False)
     matmul(Y, A, B, bias, width, False)
 
 
 def matmul_tn(Y, A, B, bias, width):
-    """Y = bias + Aᵀ B for A[K, M], B[K, N], in place; Y must not alias A or B."""
+    """Y = bias + Aᵀ B for A[K, M], B[K, N], in place; as matmul_nn."""
+    _check(Y, A, B, bias, width, True)
     matmul(Y, A, B, bias, width, True)

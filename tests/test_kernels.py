@@ -11,9 +11,9 @@ from conftest import TOL, assert_close
 DTYPES = [np.float32, np.float64]
 SHAPES = [(1, 1, 1), (1, 7, 3), (7, 129, 7), (129, 7, 129), (8, 16, 12), (33, 784, 10), (67, 50, 70),
           (9, 33, 270), (70, 270, 66), (5, 7, 257)]
-# (9, 33, 270), (5, 7, 257) and (70, 270, 66) reach dense_forward's 16-column blocks with
-# leftover rows and columns (a last block of 14 columns, of 1). The backward products go
-# through the outer-product tiles (more shapes: test_matmul.py).
+# (9, 33, 270) and (5, 7, 257) reach dense_forward's 16-column blocks with leftover rows
+# and columns (a last block of 14 columns, of 1); the others its 4-column blocks. The
+# backward products go through the outer-product tiles (more shapes: test_matmul.py).
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

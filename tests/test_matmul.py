@@ -36,16 +36,19 @@ def test_matmul_against_reference_and_same_bits_in_both_forms(dtype, width, M, K
     assert np.array_equal(Y, Yt)
 
 
-def test_matmul_bits_do_not_depend_on_tile_width_or_threads(rng):
+@pytest.mark.parametrize("M,N", [(70, 200), (200, 70)])  # both task orders (M < N, M > N)
+def test_matmul_bits_do_not_depend_on_tile_width_or_threads(M, N, rng):
     import numba
-    A, B, bias = _operands(70, 200, 200, np.float32, rng)
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("Numba runs one thread here")
+    A, B, bias = _operands(M, 200, N, np.float32, rng)
     out = []
     before = numba.get_num_threads()
     try:
         for threads in (1, 2):
-            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            numba.set_num_threads(threads)
             for width in (64, 16):
-                Y = np.full((70, 200), np.nan, np.float32)
+                Y = np.full((M, N), np.nan, np.float32)
                 K.matmul_nn(Y, A, B, bias, width)
                 out.append(Y)
     finally:
@@ -53,15 +56,48 @@ def test_matmul_bits_do_not_depend_on_tile_width_or_threads(rng):
     assert all(np.array_equal(out[0], y) for y in out[1:])
 
 
-def test_matmul_sums_in_order_with_fused_multiply_adds():
-    # Y = bias + a0 b0 + a1 b1 with one rounding per step: 1 + 2^-24 * 1 is lost in
-    # float32 only if the terms are added in another order (or rounded separately).
-    A = np.array([[2.0 ** -24, 2.0 ** -24]], np.float32)
-    B = np.ones((2, 1), np.float32)
-    Y = np.empty((1, 1), np.float32)
-    K.matmul_nn(Y, A, B, np.ones(1, np.float32), 16)
-    expected = np.float32(np.float32(1 + np.float32(2.0 ** -24)) + np.float32(2.0 ** -24))
-    assert Y[0, 0] == expected  # == 1: each step rounds to nearest even
+def _one_column(terms, bias, M=7, N=70, depth=150):
+    """Y = bias + A B where column 5 of every row gets sum_k a[k] b[k] with a[k] b[k] the
+    given (a, b) pairs placed at k = 0, 70, 140 (three k panels), everything else zero;
+    M = 7 and N = 70 take a 6 x 64 tile, a partial vector and a one-row tile."""
+    A = np.zeros((M, depth), np.float32)
+    B = np.zeros((depth, N), np.float32)
+    for (a, b), k in zip(terms, (0, 70, 140)):
+        A[:, k] = a
+        B[k, 5] = B[k, 66] = b
+    Y = np.empty((M, N), np.float32)
+    K.matmul_nn(Y, A, B, np.full(N, bias, np.float32), 64)
+    return Y[:, 5], Y[:, 66]
+
+
+def test_matmul_rounds_once_per_step_fused_multiply_add():
+    # a = b = 1 + 2^-12: a b = 1 + 2^-11 + 2^-24, which float32 rounds to 1 + 2^-11.
+    # With bias -(1 + 2^-11) a fused multiply-add leaves 2^-24; a separate multiply, 0.
+    a = np.float32(1 + 2.0 ** -12)
+    for column in _one_column([(a, a)], -(1 + 2.0 ** -11)):
+        assert (column == np.float32(2.0 ** -24)).all()
+
+
+def test_matmul_sums_bias_first_then_k_in_order():
+    # 1 + 2^-24 rounds back to 1 (to even), twice; adding the two small terms first
+    # would give 1 + 2^-23. Bias 0 first, then k = 0, 70, 140 in order.
+    for column in _one_column([(1, 1), (2.0 ** -24, 1), (2.0 ** -24, 1)], 0.0):
+        assert (column == 1).all()
+
+
+def test_matmul_with_empty_reduction_gives_the_bias():
+    Y = np.full((7, 20), np.nan, np.float32)
+    bias = np.arange(20, dtype=np.float32)
+    K.matmul_nn(Y, np.empty((7, 0), np.float32), np.empty((0, 20), np.float32), bias, 64)
+    assert (Y == bias).all()
+
+
+def test_matmul_checks_shapes():
+    f32 = np.float32
+    with pytest.raises(ValueError, match="do not fit"):
+        K.matmul_nn(np.empty((3, 4), f32), np.empty((3, 5), f32), np.empty((6, 4), f32), np.zeros(4, f32), 64)
+    with pytest.raises(ValueError, match="do not fit"):
+        K.matmul_tn(np.empty((3, 4), f32), np.empty((5, 3), f32), np.empty((5, 4), f32), np.zeros(4, f32), 32)
 
 
 def test_matmul_propagates_nan_and_inf(rng):
