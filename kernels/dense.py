@@ -14,6 +14,8 @@ fixed order: results do not depend on the thread count.
 from numba import prange
 
 from ._jit import FAST, kernel
+from ._math import like
+from ._simd import LANES, vfma, vload, vstore
 from .matmul import matmul, tile_columns
 
 # dense_forward gives each thread blocks of 16 columns from this many output units on
@@ -82,13 +84,21 @@ def _nt_block(Y, A, Bt, bias, j0, j1):
 
 @kernel(parallel=True)
 def column_sums(s, A):
-    """s[j] = sum_i A[i, j], rows added in order."""
+    """s[j] = sum_i A[i, j], rows added in order (0 for no rows). Threads own blocks of
+    16 columns and add whole rows of the block as one vector; vfma(1, x, t) is t + x
+    exactly."""
     R, C = A.shape
-    for j in prange(C):
-        t = A[0, j]
+    if R == 0:
+        s[:C] = 0.0
+        return
+    one = like(s, 1.0)
+    for jb in prange((C + LANES - 1) // LANES):
+        j = jb * LANES
+        n = min(LANES, C - j)
+        t = vload(A[0], j, n)
         for i in range(1, R):
-            t += A[i, j]
-        s[j] = t
+            t = vfma(one, vload(A[i], j, n), t)
+        vstore(s, j, t, n)
 
 
 @kernel(parallel=True, fastmath=FAST)

@@ -46,23 +46,38 @@ def test_dense_backward(dtype, B, D, H, rng):
     assert_close(db, rdb, dtype, **_scaled(TOL[dtype], B))
 
 
-@pytest.mark.parametrize("B", [70, 9])
-def test_dense_forward_same_bits_for_1_and_2_threads(B, rng):
+@pytest.mark.parametrize("B,H", [(70, 270), (9, 270), (70, 10)])
+def test_dense_forward_same_bits_for_1_and_2_threads(B, H, rng):
     import numba
     X = rng.standard_normal((B, 66)).astype(np.float32)
-    W = rng.standard_normal((270, 66)).astype(np.float32)
-    b = rng.standard_normal(270).astype(np.float32)
+    W = rng.standard_normal((H, 66)).astype(np.float32)
+    b = rng.standard_normal(H).astype(np.float32)
     out = []
     before = numba.get_num_threads()
     try:
         for threads in (1, 2):
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-            Y = np.full((B, 270), np.nan, np.float32)
+            Y = np.full((B, H), np.nan, np.float32)
             K.dense_forward(Y, X, W, b)
             out.append(Y)
     finally:
         numba.set_num_threads(before)
     assert np.array_equal(out[0], out[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("R_,C", [(0, 5), (1, 1), (7, 17), (256, 100), (3, 1200)])
+def test_column_sums_add_rows_in_order(dtype, R_, C, rng):
+    # Whole and partial 16-column vectors; the reference adds the rows one by one in the
+    # same dtype, so the sums must match exactly.
+    from fastmlp.kernels.dense import column_sums
+    A = rng.standard_normal((R_, C)).astype(dtype)
+    s = np.full(C, np.nan, dtype)
+    column_sums(s, A)
+    expected = np.zeros(C, dtype)
+    for i in range(R_):
+        expected = expected + A[i] if i else A[0].copy()
+    assert np.array_equal(s, expected)
 
 
 def test_dense_backward_skips_input_grad(rng):
