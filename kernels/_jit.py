@@ -28,18 +28,30 @@ import sys
 import warnings
 
 
+def host_features():
+    """The host CPU's features as LLVM spells them ("+avx2,+avx512f,..."), or None where
+    they cannot be read. Uses llvmlite only, so it can run before Numba is imported."""
+    try:
+        import llvmlite.binding as ll
+        return ll.get_host_cpu_features().flatten()
+    except RuntimeError:
+        return None
+
+
+def host_has_avx512():
+    """Whether this CPU has AVX-512 (32 vector registers of 512 bits)."""
+    features = host_features()
+    return features is not None and "+avx512f" in features.split(",")
+
+
 def _wide_vectors():
     """With FASTMLP_AVX512 set, the NUMBA_CPU_FEATURES value for 512-bit code, else None."""
     if os.environ.get("FASTMLP_AVX512", "0").strip().lower() not in ("1", "true", "yes", "on"):
         return None
     if os.environ.get("NUMBA_CPU_FEATURES"):  # the user's own choice wins
         return os.environ["NUMBA_CPU_FEATURES"]
-    try:
-        import llvmlite.binding as ll
-        features = ll.get_host_cpu_features().flatten()
-    except RuntimeError:  # the host's features cannot be read: stay with the default
-        return None
-    return f"{features},-prefer-256-bit" if "+avx512f" in features.split(",") else None
+    # Where the features cannot be read, or there is no AVX-512: stay with the default.
+    return f"{host_features()},-prefer-256-bit" if host_has_avx512() else None
 
 
 WIDE_FEATURES = _wide_vectors()

@@ -22,15 +22,6 @@ from numba.extending import intrinsic, models, register_model
 LANES = 16
 
 
-def host_has_avx512():
-    """Whether this CPU has AVX-512 (32 registers of 512 bits)."""
-    try:
-        import llvmlite.binding as ll
-        return "+avx512f" in ll.get_host_cpu_features().flatten().split(",")
-    except RuntimeError:  # the features cannot be read
-        return False
-
-
 class Vector(types.Type):
     """LANES numbers of one float type, held in vector registers."""
 

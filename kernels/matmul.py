@@ -17,8 +17,8 @@ tiles.
 import numpy as np
 from numba import prange
 
-from ._jit import kernel
-from ._simd import LANES, at, host_has_avx512, vfma, vload, vstore
+from ._jit import host_has_avx512, kernel
+from ._simd import LANES, at, vfma, vload, vstore
 
 ROWS = 6      # rows of a tile
 CHUNK = 4     # row groups (tiles of 6 rows) an iteration owns

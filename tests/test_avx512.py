@@ -31,8 +31,8 @@ print(json.dumps(dict(zmm=len(re.findall(r"vfmadd\w+ps\s[^\n]*zmm", asm)), err=e
 
 
 def _host_has_avx512():
-    import llvmlite.binding as ll
-    return "+avx512f" in ll.get_host_cpu_features().flatten().split(",")
+    from fastmlp.kernels._jit import host_has_avx512
+    return host_has_avx512()
 
 
 def _child(mnist_dir, tmp_path, wide):
