@@ -112,11 +112,29 @@ def at(typingctx, row, i):
 
 @intrinsic
 def vfma(typingctx, a, b, c):
-    if not (isinstance(b, Vector) and b == c and a == b.dtype):
+    if not (isinstance(b, Vector) and b == c and (a == b.dtype or a == b)):
         return None
 
     def codegen(context, builder, signature, args):
         vt = args[2].type
         f = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt]), f"llvm.fma.{_suffix(vt)}")
-        return builder.call(f, [_splat(builder, args[0]), args[1], args[2]])
+        x = args[0] if isinstance(signature.args[0], Vector) else _splat(builder, args[0])
+        return builder.call(f, [x, args[1], args[2]])
     return c(a, b, c), codegen
+
+
+@intrinsic
+def vsum(typingctx, v):
+    if not isinstance(v, Vector):
+        return None
+
+    def codegen(context, builder, signature, args):
+        x = args[0]
+        width = LANES
+        while width > 1:  # a fixed tree: lanes l and l + width/2 added, width halved
+            width //= 2
+            lo = builder.shuffle_vector(x, x, ir.Constant(ir.VectorType(ir.IntType(32), width), list(range(width))))
+            hi = builder.shuffle_vector(x, x, ir.Constant(ir.VectorType(ir.IntType(32), width), list(range(width, 2 * width))))
+            x = builder.fadd(lo, hi)
+        return builder.extract_element(x, ir.Constant(ir.IntType(32), 0))
+    return v.dtype(v), codegen

@@ -2,21 +2,28 @@
 
 Shapes: B batch, D inputs, H outputs.  X[B, D], W[H, D], b[H], Y[B, H].
 W holds one row per output unit.
-    forward  Y[i, j] = b[j] + sum_k X[i, k] W[j, k]: both operands read along k, in 4x4
-             tiles of 16 dot products (dense_forward).
+    forward  Y[i, j] = b[j] + sum_k X[i, k] W[j, k]: dot products, both operands read
+             along k (dense_forward): 8x3 tiles of 16-lane vectors for float32 on
+             AVX-512 CPUs (dense_forward_tiles), else 4x4 tiles that Numba vectorises
+             itself (dense_forward_dot).
     dW = dYᵀ X and dX = dY W: outer-product tiles that read dY, X and W in place
              (kernels/matmul.py: matmul_tn, matmul_nn).
 The forward pass could use the outer-product tiles too, but they need Wᵀ, and copying W
 every step made whole epochs no faster (BENCHMARKS.md, session 4). All arrays are
-C-contiguous and of one dtype (the network's buffers are). Every output element is owned by one prange iteration and summed in a
-fixed order: results do not depend on the thread count.
+C-contiguous and of one dtype (the network's buffers are). Every output element is owned
+by one prange iteration and summed in a fixed order: results do not depend on the thread
+count.
 """
+import numpy as np
 from numba import prange
 
-from ._jit import FAST, kernel
+from ._jit import FAST, host_has_avx512, kernel
 from ._math import like
-from ._simd import LANES, vfma, vload, vstore
+from ._simd import LANES, vfma, vload, vstore, vsum
 from .matmul import matmul, tile_columns
+
+TALL_TILES = host_has_avx512()  # dense_forward_tiles for float32
+TASKS = 16  # dense_forward_tiles splits the columns until there are this many iterations
 
 # dense_forward gives each thread blocks of 16 columns from this many output units on
 # (a 1200 x 1200 product: 54 -> 89-112 GFLOP/s, BENCHMARKS.md); narrower layers keep
@@ -101,15 +108,115 @@ def column_sums(s, A):
         vstore(s, j, t, n)
 
 
+@kernel(inline="always")
+def _dot_8x3(Y, X, W, bias, i, j):
+    """Y[i:i+8, j:j+3] = bias[j:j+3] + X[i:i+8] W[j:j+3]ᵀ: 24 vector sums, k 16 at a time."""
+    D = X.shape[1]
+    x0 = X[i + 0]; x1 = X[i + 1]; x2 = X[i + 2]; x3 = X[i + 3]
+    x4 = X[i + 4]; x5 = X[i + 5]; x6 = X[i + 6]; x7 = X[i + 7]
+    w0 = W[j + 0]; w1 = W[j + 1]; w2 = W[j + 2]
+    z = vload(w0, 0, 0)  # 16 zeros
+    s00 = z; s01 = z; s02 = z
+    s10 = z; s11 = z; s12 = z
+    s20 = z; s21 = z; s22 = z
+    s30 = z; s31 = z; s32 = z
+    s40 = z; s41 = z; s42 = z
+    s50 = z; s51 = z; s52 = z
+    s60 = z; s61 = z; s62 = z
+    s70 = z; s71 = z; s72 = z
+    for k in range(0, D, LANES):
+        n = min(LANES, D - k)
+        b0 = vload(w0, k, n); b1 = vload(w1, k, n); b2 = vload(w2, k, n)
+        a = vload(x0, k, n); s00 = vfma(a, b0, s00); s01 = vfma(a, b1, s01); s02 = vfma(a, b2, s02)
+        a = vload(x1, k, n); s10 = vfma(a, b0, s10); s11 = vfma(a, b1, s11); s12 = vfma(a, b2, s12)
+        a = vload(x2, k, n); s20 = vfma(a, b0, s20); s21 = vfma(a, b1, s21); s22 = vfma(a, b2, s22)
+        a = vload(x3, k, n); s30 = vfma(a, b0, s30); s31 = vfma(a, b1, s31); s32 = vfma(a, b2, s32)
+        a = vload(x4, k, n); s40 = vfma(a, b0, s40); s41 = vfma(a, b1, s41); s42 = vfma(a, b2, s42)
+        a = vload(x5, k, n); s50 = vfma(a, b0, s50); s51 = vfma(a, b1, s51); s52 = vfma(a, b2, s52)
+        a = vload(x6, k, n); s60 = vfma(a, b0, s60); s61 = vfma(a, b1, s61); s62 = vfma(a, b2, s62)
+        a = vload(x7, k, n); s70 = vfma(a, b0, s70); s71 = vfma(a, b1, s71); s72 = vfma(a, b2, s72)
+    c0 = bias[j + 0]; c1 = bias[j + 1]; c2 = bias[j + 2]
+    y = Y[i + 0]; y[j + 0] = c0 + vsum(s00); y[j + 1] = c1 + vsum(s01); y[j + 2] = c2 + vsum(s02)
+    y = Y[i + 1]; y[j + 0] = c0 + vsum(s10); y[j + 1] = c1 + vsum(s11); y[j + 2] = c2 + vsum(s12)
+    y = Y[i + 2]; y[j + 0] = c0 + vsum(s20); y[j + 1] = c1 + vsum(s21); y[j + 2] = c2 + vsum(s22)
+    y = Y[i + 3]; y[j + 0] = c0 + vsum(s30); y[j + 1] = c1 + vsum(s31); y[j + 2] = c2 + vsum(s32)
+    y = Y[i + 4]; y[j + 0] = c0 + vsum(s40); y[j + 1] = c1 + vsum(s41); y[j + 2] = c2 + vsum(s42)
+    y = Y[i + 5]; y[j + 0] = c0 + vsum(s50); y[j + 1] = c1 + vsum(s51); y[j + 2] = c2 + vsum(s52)
+    y = Y[i + 6]; y[j + 0] = c0 + vsum(s60); y[j + 1] = c1 + vsum(s61); y[j + 2] = c2 + vsum(s62)
+    y = Y[i + 7]; y[j + 0] = c0 + vsum(s70); y[j + 1] = c1 + vsum(s71); y[j + 2] = c2 + vsum(s72)
+
+
+@kernel(inline="always")
+def _dot_1x1(Y, X, W, bias, i, j):
+    """Y[i, j] alone, summed exactly as _dot_8x3 sums it."""
+    D = X.shape[1]
+    x = X[i]; w = W[j]
+    s = vload(w, 0, 0)
+    for k in range(0, D, LANES):
+        n = min(LANES, D - k)
+        s = vfma(vload(x, k, n), vload(w, k, n), s)
+    Y[i, j] = bias[j] + vsum(s)
+
+
+@kernel(parallel=True)
+def dense_forward_tiles(Y, X, W, b):
+    """Y[i, j] = b[j] + sum_k X[i, k] W[j, k], in place, for float32 on AVX-512 CPUs.
+    Y must not alias X. Each element is one vector of 16 partial sums (k, k + 16, ...
+    in order, one fused multiply-add each, the last 16 masked), added up by vsum's fixed
+    tree, then b[j] added: the bits do not depend on the tile or the thread count.
+    8x3 tiles (24 of the 32 vector registers; the 8 rows of X stay in L1 while W's rows
+    go by), the leftovers one element at a time. Iterations own 8 rows and a chunk of the
+    columns (all of them when there are enough row groups to share)."""
+    B = X.shape[0]
+    H = W.shape[0]
+    groups = (B + 7) // 8
+    if groups == 0:
+        return
+    chunks = max(1, min(-(-TASKS // groups), H // 24))
+    width = -(-H // chunks)
+    width = -(-width // 3) * 3
+    for t in prange(groups * chunks):
+        i = t // chunks * 8
+        j0 = t % chunks * width
+        j1 = min(j0 + width, H)
+        if i + 8 <= B:
+            j = j0
+            while j + 3 <= j1:
+                _dot_8x3(Y, X, W, b, i, j)
+                j += 3
+            for u in range(j, j1):
+                for r in range(i, i + 8):
+                    _dot_1x1(Y, X, W, b, r, u)
+        else:
+            for r in range(i, B):
+                for u in range(j0, j1):
+                    _dot_1x1(Y, X, W, b, r, u)
+
+
 @kernel(parallel=True, fastmath=FAST)
-def dense_forward(Y, X, W, b):
-    """Y[i, j] = b[j] + sum_k X[i, k] W[j, k], in place. Y must not alias X.
+def dense_forward_dot(Y, X, W, b):
+    """Y[i, j] = b[j] + sum_k X[i, k] W[j, k], in place, for float64 and CPUs without
+    AVX-512: Numba vectorises the k loop of 4x4 scalar tiles itself. Y must not alias X.
     Threads own blocks of 16 output columns (4 where there are fewer than WIDE_MIN_UNITS);
     each element is summed by one tile in a fixed order."""
     H = W.shape[0]
     width = 16 if H >= WIDE_MIN_UNITS else 4
     for jb in prange((H + width - 1) // width):
         _nt_block(Y, X, W, b, width * jb, min(width * jb + width, H))
+
+
+def dense_forward(Y, X, W, b):
+    """Y[B, H] = X[B, D] W[H, D]ᵀ + b[H], in place (Y must not alias X): 8x3 tiles of
+    explicit 512-bit vectors for float32 where the CPU has AVX-512, else the dot tiles
+    Numba vectorises itself (faster for float64, and the only choice with 16 AVX2
+    registers). Raises ValueError for shapes or dtypes that do not fit."""
+    if not (X.ndim == Y.ndim == W.ndim == 2 and b.ndim == 1 and X.shape[0] == Y.shape[0]
+            and X.shape[1] == W.shape[1] and Y.shape[1] == W.shape[0] == b.shape[0]):
+        raise ValueError(f"dense_forward: shapes Y{Y.shape} X{X.shape} W{W.shape} b{b.shape} do not fit")
+    if TALL_TILES and Y.dtype == np.float32:
+        dense_forward_tiles(Y, X, W, b)
+    else:
+        dense_forward_dot(Y, X, W, b)
 
 
 def dense_backward(dX, dW, db, dY, X, W, zeros, input_grad):

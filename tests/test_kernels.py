@@ -240,3 +240,33 @@ def test_every_kernel_has_a_reference():
     names = [n for n in K.__all__ if n not in ("ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "warmup")]
     for n in names:
         assert callable(getattr(R, n, None)), f"reference.{n} missing"
+
+
+@pytest.mark.skipif(not __import__("fastmlp.kernels.dense", fromlist=["x"]).TALL_TILES,
+                    reason="dense_forward_tiles runs on AVX-512 CPUs only")
+@pytest.mark.parametrize("D", [784, 100, 7, 16])
+def test_dense_forward_tiles_give_each_element_the_same_bits_wherever_it_falls(D, rng):
+    # An element of Y computed inside an 8x3 tile, as a leftover row or column, or in a
+    # batch of one must come out identical: one vector of partial sums, one tree. This
+    # fails if a tile sums in another order than the one-element path (e.g. a k split).
+    from fastmlp.kernels.dense import dense_forward_tiles
+    X = rng.standard_normal((70, D)).astype(np.float32)    # 8 full row groups + 6 rows
+    W = rng.standard_normal((100, D)).astype(np.float32)   # 33 column tiles + 1 column
+    b = rng.standard_normal(100).astype(np.float32)
+    Y = np.full((70, 100), np.nan, np.float32)
+    dense_forward_tiles(Y, X, W, b)
+    for i in (0, 7, 63, 64, 69):
+        y = np.full((1, 100), np.nan, np.float32)
+        dense_forward_tiles(y, X[i:i + 1], W, b)            # a batch of one: leftovers only
+        assert np.array_equal(y[0], Y[i]), i
+    for j in (0, 2, 98, 99):
+        y = np.full((70, 1), np.nan, np.float32)
+        dense_forward_tiles(y, X, W[j:j + 1], b[j:j + 1])  # one unit: leftover columns only
+        assert np.array_equal(y[:, 0], Y[:, j]), j
+    assert_close(Y, R.dense_forward(X, W, b), np.float32, **_scaled(TOL[np.float32], D))
+
+
+def test_dense_forward_rejects_shapes_that_do_not_fit():
+    X, W, b = np.ones((4, 5), np.float32), np.ones((3, 6), np.float32), np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match="do not fit"):
+        K.dense_forward(np.empty((4, 3), np.float32), X, W, b)
