@@ -28,8 +28,8 @@ class Network:
         # Parameters: one flat vector, views per dense node.
         sizes = [(n.units, self.width[n.inputs[0]]) for n in self.dense]
         total = sum(h * d + h for h, d in sizes)
-        self.params = np.empty(total, self.dtype)
-        self.grads = np.zeros(total, self.dtype)
+        self.params = K.aligned_empty(total, self.dtype)
+        self.grads = K.aligned_zeros(total, self.dtype)
         self.W, self.b, self.dW, self.db, self.W_flat, self.dW_flat = [], [], [], [], [], []
         offset = 0
         for h, d in sizes:
@@ -53,16 +53,16 @@ class Network:
                 edges[i] = edges.get(i, 0) + 1
 
         B = self.max_batch
-        buf = lambda name: np.empty((B, self.width[name]), self.dtype)
+        buf = lambda name: K.aligned_empty((B, self.width[name]), self.dtype)
         self.x = buf(G.INPUT)                               # gathered input batch
-        self.t = np.empty((B, classes), self.dtype)         # gathered targets
+        self.t = K.aligned_empty((B, classes), self.dtype)         # gathered targets
         self.out = {n.name: buf(n.name) for n in self.order if n.type not in ("head",)}
         self.mask = {n.name: buf(n.name) for n in self.order if n.type == "dropout"}
         self.grad = {n.name: buf(n.name) for n in self.order if n.type != "head" and self.needs_grad[n.name]}
         # A node read by several others sums their gradients: the first writes into
         # grad[name], the others into acc[name], added in the fixed reverse order.
         self.acc = {name: buf(name) for name in self.grad if edges.get(name, 0) > 1}
-        self.P = np.empty((B, classes), self.dtype)        # softmax output
+        self.P = K.aligned_empty((B, classes), self.dtype)        # softmax output
         self.L = np.empty(B, self.dtype)                    # per-row losses
         self._no_dx = np.empty((0, 1), self.dtype)
         # The zero bias the backward products start from (see fastmlp.kernels.dense).

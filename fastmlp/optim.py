@@ -30,7 +30,7 @@ class Momentum:
     kernel = "momentum_step"
 
     def __init__(self, size, dtype, momentum=0.9, nesterov=False, **_):
-        self.v = np.zeros(size, dtype)
+        self.v = K.aligned_zeros(size, dtype)
         self.mu, self.nesterov, self.t = float(momentum), bool(nesterov), 0
 
     def step(self, params, grads, lr):
@@ -47,8 +47,8 @@ class Adam:
     kernel = "adam_step"
 
     def __init__(self, size, dtype, beta1=0.9, beta2=0.999, eps=1e-8, **_):
-        self.m = np.zeros(size, dtype)
-        self.v = np.zeros(size, dtype)
+        self.m = K.aligned_zeros(size, dtype)
+        self.v = K.aligned_zeros(size, dtype)
         self.beta1, self.beta2, self.eps, self.t = float(beta1), float(beta2), float(eps), 0
 
     def step(self, params, grads, lr):

@@ -12,6 +12,7 @@ from . import dense as _dense
 from .dense import dense_backward, dense_forward
 from . import matmul as _matmul
 from .matmul import matmul_nn, matmul_tn
+from .memory import aligned_empty, aligned_zeros
 from .dropout import dropout_backward, dropout_forward
 from .optim import adam_step, max_norm, momentum_step, sgd_step, weight_decay
 from .softmax import (cross_entropy, softmax_cross_entropy_backward,
@@ -19,7 +20,7 @@ from .softmax import (cross_entropy, softmax_cross_entropy_backward,
 
 __all__ = [
     "ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "activation_backward", "activation_forward",
-    "adam_step", "cross_entropy", "dense_backward", "dense_forward", "dropout_backward", "matmul_nn", "matmul_tn",
+    "adam_step", "aligned_empty", "aligned_zeros", "cross_entropy", "dense_backward", "dense_forward", "dropout_backward", "matmul_nn", "matmul_tn",
     "dropout_forward", "max_norm", "momentum_step", "sgd_step", "weight_decay",
     "softmax_cross_entropy_backward", "softmax_cross_entropy_forward", "softmax_rows", "shift_gather",
 ]

@@ -109,13 +109,14 @@ def column_sums(s, A):
 
 
 @kernel(inline="always")
-def _dot_8x3(Y, X, W, bias, i, j):
-    """Y[i:i+8, j:j+3] = bias[j:j+3] + X[i:i+8] W[j:j+3]ᵀ: 24 vector sums, k 16 at a time."""
-    D = X.shape[1]
-    x0 = X[i + 0]; x1 = X[i + 1]; x2 = X[i + 2]; x3 = X[i + 3]
-    x4 = X[i + 4]; x5 = X[i + 5]; x6 = X[i + 6]; x7 = X[i + 7]
-    w0 = W[j + 0]; w1 = W[j + 1]; w2 = W[j + 2]
-    z = vload(w0, 0, 0)  # 16 zeros
+def _dot_8x3(Y, x, w, bias, D, i, j):
+    """Y[i:i+8, j:j+3] = bias[j:j+3] + X[i:i+8] W[j:j+3]ᵀ for x, w the flat views of X[B, D]
+    and W[H, D]: 24 vector sums, k 16 at a time (plain loads), then the last D % 16
+    (masked loads, which cost an extra instruction each)."""
+    x0 = (i + 0) * D; x1 = (i + 1) * D; x2 = (i + 2) * D; x3 = (i + 3) * D
+    x4 = (i + 4) * D; x5 = (i + 5) * D; x6 = (i + 6) * D; x7 = (i + 7) * D
+    w0 = (j + 0) * D; w1 = (j + 1) * D; w2 = (j + 2) * D
+    z = vload(w, 0, 0)  # 16 zeros
     s00 = z; s01 = z; s02 = z
     s10 = z; s11 = z; s12 = z
     s20 = z; s21 = z; s22 = z
@@ -124,37 +125,49 @@ def _dot_8x3(Y, X, W, bias, i, j):
     s50 = z; s51 = z; s52 = z
     s60 = z; s61 = z; s62 = z
     s70 = z; s71 = z; s72 = z
-    for k in range(0, D, LANES):
-        n = min(LANES, D - k)
-        b0 = vload(w0, k, n); b1 = vload(w1, k, n); b2 = vload(w2, k, n)
-        a = vload(x0, k, n); s00 = vfma(a, b0, s00); s01 = vfma(a, b1, s01); s02 = vfma(a, b2, s02)
-        a = vload(x1, k, n); s10 = vfma(a, b0, s10); s11 = vfma(a, b1, s11); s12 = vfma(a, b2, s12)
-        a = vload(x2, k, n); s20 = vfma(a, b0, s20); s21 = vfma(a, b1, s21); s22 = vfma(a, b2, s22)
-        a = vload(x3, k, n); s30 = vfma(a, b0, s30); s31 = vfma(a, b1, s31); s32 = vfma(a, b2, s32)
-        a = vload(x4, k, n); s40 = vfma(a, b0, s40); s41 = vfma(a, b1, s41); s42 = vfma(a, b2, s42)
-        a = vload(x5, k, n); s50 = vfma(a, b0, s50); s51 = vfma(a, b1, s51); s52 = vfma(a, b2, s52)
-        a = vload(x6, k, n); s60 = vfma(a, b0, s60); s61 = vfma(a, b1, s61); s62 = vfma(a, b2, s62)
-        a = vload(x7, k, n); s70 = vfma(a, b0, s70); s71 = vfma(a, b1, s71); s72 = vfma(a, b2, s72)
+    full = D // LANES * LANES
+    for k in range(0, full, LANES):
+        b0 = vload(w, w0 + k, LANES); b1 = vload(w, w1 + k, LANES); b2 = vload(w, w2 + k, LANES)
+        a = vload(x, x0 + k, LANES); s00 = vfma(a, b0, s00); s01 = vfma(a, b1, s01); s02 = vfma(a, b2, s02)
+        a = vload(x, x1 + k, LANES); s10 = vfma(a, b0, s10); s11 = vfma(a, b1, s11); s12 = vfma(a, b2, s12)
+        a = vload(x, x2 + k, LANES); s20 = vfma(a, b0, s20); s21 = vfma(a, b1, s21); s22 = vfma(a, b2, s22)
+        a = vload(x, x3 + k, LANES); s30 = vfma(a, b0, s30); s31 = vfma(a, b1, s31); s32 = vfma(a, b2, s32)
+        a = vload(x, x4 + k, LANES); s40 = vfma(a, b0, s40); s41 = vfma(a, b1, s41); s42 = vfma(a, b2, s42)
+        a = vload(x, x5 + k, LANES); s50 = vfma(a, b0, s50); s51 = vfma(a, b1, s51); s52 = vfma(a, b2, s52)
+        a = vload(x, x6 + k, LANES); s60 = vfma(a, b0, s60); s61 = vfma(a, b1, s61); s62 = vfma(a, b2, s62)
+        a = vload(x, x7 + k, LANES); s70 = vfma(a, b0, s70); s71 = vfma(a, b1, s71); s72 = vfma(a, b2, s72)
+    if full < D:
+        k = full
+        n = D - full
+        b0 = vload(w, w0 + k, n); b1 = vload(w, w1 + k, n); b2 = vload(w, w2 + k, n)
+        a = vload(x, x0 + k, n); s00 = vfma(a, b0, s00); s01 = vfma(a, b1, s01); s02 = vfma(a, b2, s02)
+        a = vload(x, x1 + k, n); s10 = vfma(a, b0, s10); s11 = vfma(a, b1, s11); s12 = vfma(a, b2, s12)
+        a = vload(x, x2 + k, n); s20 = vfma(a, b0, s20); s21 = vfma(a, b1, s21); s22 = vfma(a, b2, s22)
+        a = vload(x, x3 + k, n); s30 = vfma(a, b0, s30); s31 = vfma(a, b1, s31); s32 = vfma(a, b2, s32)
+        a = vload(x, x4 + k, n); s40 = vfma(a, b0, s40); s41 = vfma(a, b1, s41); s42 = vfma(a, b2, s42)
+        a = vload(x, x5 + k, n); s50 = vfma(a, b0, s50); s51 = vfma(a, b1, s51); s52 = vfma(a, b2, s52)
+        a = vload(x, x6 + k, n); s60 = vfma(a, b0, s60); s61 = vfma(a, b1, s61); s62 = vfma(a, b2, s62)
+        a = vload(x, x7 + k, n); s70 = vfma(a, b0, s70); s71 = vfma(a, b1, s71); s72 = vfma(a, b2, s72)
     c0 = bias[j + 0]; c1 = bias[j + 1]; c2 = bias[j + 2]
-    y = Y[i + 0]; y[j + 0] = c0 + vsum(s00); y[j + 1] = c1 + vsum(s01); y[j + 2] = c2 + vsum(s02)
-    y = Y[i + 1]; y[j + 0] = c0 + vsum(s10); y[j + 1] = c1 + vsum(s11); y[j + 2] = c2 + vsum(s12)
-    y = Y[i + 2]; y[j + 0] = c0 + vsum(s20); y[j + 1] = c1 + vsum(s21); y[j + 2] = c2 + vsum(s22)
-    y = Y[i + 3]; y[j + 0] = c0 + vsum(s30); y[j + 1] = c1 + vsum(s31); y[j + 2] = c2 + vsum(s32)
-    y = Y[i + 4]; y[j + 0] = c0 + vsum(s40); y[j + 1] = c1 + vsum(s41); y[j + 2] = c2 + vsum(s42)
-    y = Y[i + 5]; y[j + 0] = c0 + vsum(s50); y[j + 1] = c1 + vsum(s51); y[j + 2] = c2 + vsum(s52)
-    y = Y[i + 6]; y[j + 0] = c0 + vsum(s60); y[j + 1] = c1 + vsum(s61); y[j + 2] = c2 + vsum(s62)
-    y = Y[i + 7]; y[j + 0] = c0 + vsum(s70); y[j + 1] = c1 + vsum(s71); y[j + 2] = c2 + vsum(s72)
+    Y[i + 0, j + 0] = c0 + vsum(s00); Y[i + 0, j + 1] = c1 + vsum(s01); Y[i + 0, j + 2] = c2 + vsum(s02)
+    Y[i + 1, j + 0] = c0 + vsum(s10); Y[i + 1, j + 1] = c1 + vsum(s11); Y[i + 1, j + 2] = c2 + vsum(s12)
+    Y[i + 2, j + 0] = c0 + vsum(s20); Y[i + 2, j + 1] = c1 + vsum(s21); Y[i + 2, j + 2] = c2 + vsum(s22)
+    Y[i + 3, j + 0] = c0 + vsum(s30); Y[i + 3, j + 1] = c1 + vsum(s31); Y[i + 3, j + 2] = c2 + vsum(s32)
+    Y[i + 4, j + 0] = c0 + vsum(s40); Y[i + 4, j + 1] = c1 + vsum(s41); Y[i + 4, j + 2] = c2 + vsum(s42)
+    Y[i + 5, j + 0] = c0 + vsum(s50); Y[i + 5, j + 1] = c1 + vsum(s51); Y[i + 5, j + 2] = c2 + vsum(s52)
+    Y[i + 6, j + 0] = c0 + vsum(s60); Y[i + 6, j + 1] = c1 + vsum(s61); Y[i + 6, j + 2] = c2 + vsum(s62)
+    Y[i + 7, j + 0] = c0 + vsum(s70); Y[i + 7, j + 1] = c1 + vsum(s71); Y[i + 7, j + 2] = c2 + vsum(s72)
 
 
 @kernel(inline="always")
-def _dot_1x1(Y, X, W, bias, i, j):
+def _dot_1x1(Y, x, w, bias, D, i, j):
     """Y[i, j] alone, summed exactly as _dot_8x3 sums it."""
-    D = X.shape[1]
-    x = X[i]; w = W[j]
     s = vload(w, 0, 0)
-    for k in range(0, D, LANES):
-        n = min(LANES, D - k)
-        s = vfma(vload(x, k, n), vload(w, k, n), s)
+    full = D // LANES * LANES
+    for k in range(0, full, LANES):
+        s = vfma(vload(x, i * D + k, LANES), vload(w, j * D + k, LANES), s)
+    if full < D:
+        s = vfma(vload(x, i * D + full, D - full), vload(w, j * D + full, D - full), s)
     Y[i, j] = bias[j] + vsum(s)
 
 
@@ -167,8 +180,10 @@ def dense_forward_tiles(Y, X, W, b):
     8x3 tiles (24 of the 32 vector registers; the 8 rows of X stay in L1 while W's rows
     go by), the leftovers one element at a time. Iterations own 8 rows and a chunk of the
     columns (all of them when there are enough row groups to share)."""
-    B = X.shape[0]
+    B, D = X.shape
     H = W.shape[0]
+    x = X.reshape(X.size)
+    w = W.reshape(W.size)
     groups = (B + 7) // 8
     if groups == 0:
         return
@@ -182,15 +197,15 @@ def dense_forward_tiles(Y, X, W, b):
         if i + 8 <= B:
             j = j0
             while j + 3 <= j1:
-                _dot_8x3(Y, X, W, b, i, j)
+                _dot_8x3(Y, x, w, b, D, i, j)
                 j += 3
             for u in range(j, j1):
                 for r in range(i, i + 8):
-                    _dot_1x1(Y, X, W, b, r, u)
+                    _dot_1x1(Y, x, w, b, D, r, u)
         else:
             for r in range(i, B):
                 for u in range(j0, j1):
-                    _dot_1x1(Y, X, W, b, r, u)
+                    _dot_1x1(Y, x, w, b, D, r, u)
 
 
 @kernel(parallel=True, fastmath=FAST)

@@ -237,7 +237,8 @@ def test_sgd_step(dtype, rng):
 
 
 def test_every_kernel_has_a_reference():
-    names = [n for n in K.__all__ if n not in ("ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "warmup")]
+    names = [n for n in K.__all__ if n not in ("ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "warmup",
+                                              "aligned_empty", "aligned_zeros")]  # allocators
     for n in names:
         assert callable(getattr(R, n, None)), f"reference.{n} missing"
 
@@ -270,3 +271,24 @@ def test_dense_forward_rejects_shapes_that_do_not_fit():
     X, W, b = np.ones((4, 5), np.float32), np.ones((3, 6), np.float32), np.zeros(3, np.float32)
     with pytest.raises(ValueError, match="do not fit"):
         K.dense_forward(np.empty((4, 3), np.float32), X, W, b)
+
+
+@pytest.mark.parametrize("shape,dtype", [((0,), np.float32), ((1,), np.float64), ((7, 129), np.float32),
+                                         ((256, 784), np.float32), ((3, 5, 2), np.float64)])
+def test_aligned_arrays_start_on_a_cache_line(shape, dtype):
+    a, z = K.aligned_empty(shape, dtype), K.aligned_zeros(shape, dtype)
+    for x in (a, z):
+        assert x.shape == shape and x.dtype == dtype and x.flags.c_contiguous and x.flags.writeable
+        assert x.size == 0 or x.ctypes.data % 64 == 0  # an empty array has no data to place
+    assert not z.any()
+
+
+def test_network_buffers_and_prepared_data_are_aligned(mnist):
+    # The kernels' 16-lane loads are only single-line loads on 64-byte boundaries.
+    from fastmlp import Network, prepare
+    from fastmlp.optim import Adam
+    net = Network.serial([784, 100, 10], ["sigmoid"], 64)
+    p = prepare(mnist, limit=100)
+    arrays = [net.params, net.grads, net.W[0], net.dW[0], net.x, net.P, p.train_x, p.test_x,
+              *net.out.values(), *net.grad.values(), Adam(net.params.size, np.float32).m]
+    assert all(a.ctypes.data % 64 == 0 for a in arrays)
