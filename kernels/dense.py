@@ -15,6 +15,7 @@ by one prange iteration and summed in a fixed order: results do not depend on th
 count.
 """
 import numpy as np
+import numba
 from numba import prange
 
 from ._jit import FAST, host_has_avx512, kernel
@@ -23,7 +24,7 @@ from ._simd import LANES, vfma, vload, vstore, vsum
 from .matmul import matmul, tile_columns
 
 TALL_TILES = host_has_avx512()  # dense_forward_tiles for float32
-TASKS = 16  # dense_forward_tiles splits the columns until there are this many iterations
+BLOCK_BYTES = 1 << 18  # dense_forward_tiles: rows of W a thread runs through the batch with
 
 # dense_forward gives each thread blocks of 16 columns from this many output units on
 # (a 1200 x 1200 product: 54 -> 89-112 GFLOP/s, BENCHMARKS.md); narrower layers keep
@@ -172,37 +173,37 @@ def _dot_1x1(Y, x, w, bias, D, i, j):
 
 
 @kernel(parallel=True)
-def dense_forward_tiles(Y, X, W, b):
+def dense_forward_tiles(Y, X, W, b, parts):
     """Y[i, j] = b[j] + sum_k X[i, k] W[j, k], in place, for float32 on AVX-512 CPUs.
     Y must not alias X. Each element is one vector of 16 partial sums (k, k + 16, ...
     in order, one fused multiply-add each, the last 16 masked), added up by vsum's fixed
     tree, then b[j] added: the bits do not depend on the tile or the thread count.
     8x3 tiles (24 of the 32 vector registers; the 8 rows of X stay in L1 while W's rows
-    go by), the leftovers one element at a time. Iterations own 8 rows and a chunk of the
-    columns (all of them when there are enough row groups to share)."""
+    go by), the leftovers one element at a time. Each of `parts` iterations (one a
+    thread: dense_forward passes the thread count) owns a share of the units
+    (rows of W, columns of Y), so W stays in the cache of the core that also updates it
+    (sgd_step and the other optimizers split the parameters the same way), and runs
+    through it in blocks of BLOCK_BYTES, each block over the whole batch."""
     B, D = X.shape
     H = W.shape[0]
     x = X.reshape(X.size)
     w = W.reshape(W.size)
-    groups = (B + 7) // 8
-    if groups == 0:
-        return
-    chunks = max(1, min(-(-TASKS // groups), H // 24))
-    width = -(-H // chunks)
+    width = -(-H // max(1, parts))
     width = -(-width // 3) * 3
-    for t in prange(groups * chunks):
-        i = t // chunks * 8
-        j0 = t % chunks * width
-        j1 = min(j0 + width, H)
-        if i + 8 <= B:
-            j = j0
-            while j + 3 <= j1:
-                _dot_8x3(Y, x, w, b, D, i, j)
-                j += 3
-            for u in range(j, j1):
-                for r in range(i, i + 8):
-                    _dot_1x1(Y, x, w, b, D, r, u)
-        else:
+    block = max(3, BLOCK_BYTES // (4 * max(D, 1)) // 3 * 3)
+    for p in prange(-(-H // max(width, 1))):
+        for j0 in range(p * width, min(p * width + width, H), block):
+            j1 = min(j0 + block, p * width + width, H)
+            i = 0
+            while i + 8 <= B:
+                j = j0
+                while j + 3 <= j1:
+                    _dot_8x3(Y, x, w, b, D, i, j)
+                    j += 3
+                for u in range(j, j1):
+                    for r in range(i, i + 8):
+                        _dot_1x1(Y, x, w, b, D, r, u)
+                i += 8
             for r in range(i, B):
                 for u in range(j0, j1):
                     _dot_1x1(Y, x, w, b, D, r, u)
@@ -229,7 +230,7 @@ def dense_forward(Y, X, W, b):
             and X.shape[1] == W.shape[1] and Y.shape[1] == W.shape[0] == b.shape[0]):
         raise ValueError(f"dense_forward: shapes Y{Y.shape} X{X.shape} W{W.shape} b{b.shape} do not fit")
     if TALL_TILES and Y.dtype == np.float32:
-        dense_forward_tiles(Y, X, W, b)
+        dense_forward_tiles(Y, X, W, b, numba.get_num_threads())
     else:
         dense_forward_dot(Y, X, W, b)
 
