@@ -36,9 +36,15 @@ class _VectorModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, ir.VectorType(dmm.lookup(fe_type.dtype).get_value_type(), LANES))
 
 
+def _data(context, builder, row_type, row):
+    """The address of element 0: of a 1-D array, or the pointer itself."""
+    if isinstance(row_type, types.CPointer):
+        return row
+    return context.make_array(row_type)(context, builder, row).data
+
+
 def _address(context, builder, row_type, row, j, vector_type):
-    data = context.make_array(row_type)(context, builder, row).data
-    return builder.bitcast(builder.gep(data, [j]), vector_type.as_pointer())
+    return builder.bitcast(builder.gep(_data(context, builder, row_type, row), [j]), vector_type.as_pointer())
 
 
 def _mask(builder, n):
@@ -58,7 +64,22 @@ def _suffix(vector_type):
 
 
 def _is_row(row):
+    if isinstance(row, types.CPointer):
+        return row.dtype in (types.float32, types.float64)
     return isinstance(row, types.Array) and row.ndim == 1 and row.layout == "C" and row.dtype in (types.float32, types.float64)
+
+
+@intrinsic
+def address(typingctx, a):
+    """A pointer to a C-contiguous array's first element, for the tiles: unlike an
+    array, a pointer passed to an inlined function costs no reference counting (Numba
+    otherwise calls NRT_incref/NRT_decref for every array argument of every tile)."""
+    if not (isinstance(a, types.Array) and a.layout == "C" and a.dtype in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return context.make_array(signature.args[0])(context, builder, args[0]).data
+    return types.CPointer(a.dtype)(a), codegen
 
 
 @intrinsic(prefer_literal=True)  # n = LANES arrives as a literal: a plain load
@@ -105,8 +126,7 @@ def at(typingctx, row, i):
         return None
 
     def codegen(context, builder, signature, args):
-        data = context.make_array(signature.args[0])(context, builder, args[0]).data
-        return builder.load(builder.gep(data, [args[1]]))
+        return builder.load(builder.gep(_data(context, builder, signature.args[0], args[0]), [args[1]]))
     return row.dtype(row, i), codegen
 
 

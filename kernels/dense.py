@@ -20,7 +20,7 @@ from numba import prange
 
 from ._jit import FAST, host_has_avx512, kernel
 from ._math import like
-from ._simd import LANES, vfma, vload, vstore, vsum
+from ._simd import LANES, address, vfma, vload, vstore, vsum
 from .matmul import matmul, tile_columns
 
 TALL_TILES = host_has_avx512()  # dense_forward_tiles for float32
@@ -110,13 +110,17 @@ def column_sums(s, A):
 
 
 @kernel(inline="always")
-def _dot_8x3(Y, x, w, bias, D, i, j):
-    """Y[i:i+8, j:j+3] = bias[j:j+3] + X[i:i+8] W[j:j+3]ᵀ for x, w the flat views of X[B, D]
-    and W[H, D]: 24 vector sums, k 16 at a time (plain loads), then the last D % 16
-    (masked loads, which cost an extra instruction each)."""
-    x0 = (i + 0) * D; x1 = (i + 1) * D; x2 = (i + 2) * D; x3 = (i + 3) * D
-    x4 = (i + 4) * D; x5 = (i + 5) * D; x6 = (i + 6) * D; x7 = (i + 7) * D
-    w0 = (j + 0) * D; w1 = (j + 1) * D; w2 = (j + 2) * D
+def _dot_8x3(y, H, x, w, bias, D, i, last_row, j, last_col):
+    """Y[i:i+8, j:j+3] = bias[j:j+3] + X[i:i+8] W[j:j+3]ᵀ, given pointers y, x, w, bias to
+    Y[B, H], X[B, D], W[H, D] and b: 24 vector sums, k 16 at a time (plain loads), then
+    the last D % 16 (masked loads, which cost an extra instruction each). Rows past
+    last_row and columns past last_col repeat the last one (the same bits, stored
+    again), so the batch and the units need not be multiples of 8 and 3."""
+    i0 = min(i + 0, last_row); i1 = min(i + 1, last_row); i2 = min(i + 2, last_row); i3 = min(i + 3, last_row)
+    i4 = min(i + 4, last_row); i5 = min(i + 5, last_row); i6 = min(i + 6, last_row); i7 = min(i + 7, last_row)
+    x0 = i0 * D; x1 = i1 * D; x2 = i2 * D; x3 = i3 * D; x4 = i4 * D; x5 = i5 * D; x6 = i6 * D; x7 = i7 * D
+    j0 = min(j + 0, last_col); j1 = min(j + 1, last_col); j2 = min(j + 2, last_col)
+    w0 = j0 * D; w1 = j1 * D; w2 = j2 * D
     z = vload(w, 0, 0)  # 16 zeros
     s00 = z; s01 = z; s02 = z
     s10 = z; s11 = z; s12 = z
@@ -149,27 +153,15 @@ def _dot_8x3(Y, x, w, bias, D, i, j):
         a = vload(x, x5 + k, n); s50 = vfma(a, b0, s50); s51 = vfma(a, b1, s51); s52 = vfma(a, b2, s52)
         a = vload(x, x6 + k, n); s60 = vfma(a, b0, s60); s61 = vfma(a, b1, s61); s62 = vfma(a, b2, s62)
         a = vload(x, x7 + k, n); s70 = vfma(a, b0, s70); s71 = vfma(a, b1, s71); s72 = vfma(a, b2, s72)
-    c0 = bias[j + 0]; c1 = bias[j + 1]; c2 = bias[j + 2]
-    Y[i + 0, j + 0] = c0 + vsum(s00); Y[i + 0, j + 1] = c1 + vsum(s01); Y[i + 0, j + 2] = c2 + vsum(s02)
-    Y[i + 1, j + 0] = c0 + vsum(s10); Y[i + 1, j + 1] = c1 + vsum(s11); Y[i + 1, j + 2] = c2 + vsum(s12)
-    Y[i + 2, j + 0] = c0 + vsum(s20); Y[i + 2, j + 1] = c1 + vsum(s21); Y[i + 2, j + 2] = c2 + vsum(s22)
-    Y[i + 3, j + 0] = c0 + vsum(s30); Y[i + 3, j + 1] = c1 + vsum(s31); Y[i + 3, j + 2] = c2 + vsum(s32)
-    Y[i + 4, j + 0] = c0 + vsum(s40); Y[i + 4, j + 1] = c1 + vsum(s41); Y[i + 4, j + 2] = c2 + vsum(s42)
-    Y[i + 5, j + 0] = c0 + vsum(s50); Y[i + 5, j + 1] = c1 + vsum(s51); Y[i + 5, j + 2] = c2 + vsum(s52)
-    Y[i + 6, j + 0] = c0 + vsum(s60); Y[i + 6, j + 1] = c1 + vsum(s61); Y[i + 6, j + 2] = c2 + vsum(s62)
-    Y[i + 7, j + 0] = c0 + vsum(s70); Y[i + 7, j + 1] = c1 + vsum(s71); Y[i + 7, j + 2] = c2 + vsum(s72)
-
-
-@kernel(inline="always")
-def _dot_1x1(Y, x, w, bias, D, i, j):
-    """Y[i, j] alone, summed exactly as _dot_8x3 sums it."""
-    s = vload(w, 0, 0)
-    full = D // LANES * LANES
-    for k in range(0, full, LANES):
-        s = vfma(vload(x, i * D + k, LANES), vload(w, j * D + k, LANES), s)
-    if full < D:
-        s = vfma(vload(x, i * D + full, D - full), vload(w, j * D + full, D - full), s)
-    Y[i, j] = bias[j] + vsum(s)
+    c0 = bias[j0]; c1 = bias[j1]; c2 = bias[j2]
+    o = i0 * H; y[o + j0] = c0 + vsum(s00); y[o + j1] = c1 + vsum(s01); y[o + j2] = c2 + vsum(s02)
+    o = i1 * H; y[o + j0] = c0 + vsum(s10); y[o + j1] = c1 + vsum(s11); y[o + j2] = c2 + vsum(s12)
+    o = i2 * H; y[o + j0] = c0 + vsum(s20); y[o + j1] = c1 + vsum(s21); y[o + j2] = c2 + vsum(s22)
+    o = i3 * H; y[o + j0] = c0 + vsum(s30); y[o + j1] = c1 + vsum(s31); y[o + j2] = c2 + vsum(s32)
+    o = i4 * H; y[o + j0] = c0 + vsum(s40); y[o + j1] = c1 + vsum(s41); y[o + j2] = c2 + vsum(s42)
+    o = i5 * H; y[o + j0] = c0 + vsum(s50); y[o + j1] = c1 + vsum(s51); y[o + j2] = c2 + vsum(s52)
+    o = i6 * H; y[o + j0] = c0 + vsum(s60); y[o + j1] = c1 + vsum(s61); y[o + j2] = c2 + vsum(s62)
+    o = i7 * H; y[o + j0] = c0 + vsum(s70); y[o + j1] = c1 + vsum(s71); y[o + j2] = c2 + vsum(s72)
 
 
 @kernel(parallel=True)
@@ -179,34 +171,24 @@ def dense_forward_tiles(Y, X, W, b, parts):
     in order, one fused multiply-add each, the last 16 masked), added up by vsum's fixed
     tree, then b[j] added: the bits do not depend on the tile or the thread count.
     8x3 tiles (24 of the 32 vector registers; the 8 rows of X stay in L1 while W's rows
-    go by), the leftovers one element at a time. Each of `parts` iterations (one a
-    thread: dense_forward passes the thread count) owns a share of the units
+    go by). Each of `parts` iterations (one a thread: dense_forward passes the thread
+    count) owns a share of the units
     (rows of W, columns of Y), so W stays in the cache of the core that also updates it
     (sgd_step and the other optimizers split the parameters the same way), and runs
     through it in blocks of BLOCK_BYTES, each block over the whole batch."""
     B, D = X.shape
     H = W.shape[0]
-    x = X.reshape(X.size)
-    w = W.reshape(W.size)
+    y, x, w, bp = address(Y), address(X), address(W), address(b)
     width = -(-H // max(1, parts))
     width = -(-width // 3) * 3
     block = max(3, BLOCK_BYTES // (4 * max(D, 1)) // 3 * 3)
-    for p in prange(-(-H // max(width, 1))):
+    shares = -(-H // max(width, 1)) if B > 0 else 0
+    for p in prange(shares):
         for j0 in range(p * width, min(p * width + width, H), block):
             j1 = min(j0 + block, p * width + width, H)
-            i = 0
-            while i + 8 <= B:
-                j = j0
-                while j + 3 <= j1:
-                    _dot_8x3(Y, x, w, b, D, i, j)
-                    j += 3
-                for u in range(j, j1):
-                    for r in range(i, i + 8):
-                        _dot_1x1(Y, x, w, b, D, r, u)
-                i += 8
-            for r in range(i, B):
-                for u in range(j0, j1):
-                    _dot_1x1(Y, x, w, b, D, r, u)
+            for i in range(0, B, 8):
+                for j in range(j0, j1, 3):
+                    _dot_8x3(y, H, x, w, bp, D, i, B - 1, j, j1 - 1)
 
 
 @kernel(parallel=True, fastmath=FAST)

@@ -18,7 +18,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import host_has_avx512, kernel
-from ._simd import LANES, at, vfma, vload, vstore
+from ._simd import LANES, address, at, vfma, vload, vstore
 
 ROWS = 6      # rows of a tile
 CHUNK = 4     # row groups (tiles of 6 rows) an iteration owns
@@ -34,9 +34,15 @@ def tile_columns(dtype):
 
 
 @kernel(inline="always")
-def _tile_6x64(Y, a, rs, ks, B, bias, i, j, k0, k1):
+def _tile_6x64(y, a, rs, ks, b, bias, M, N, i, j, k0, k1):
     """Y[i:i+6, j:j+64] = (bias[j:j+64] if k0 == 0 else Y[i:i+6, j:j+64])
-                          + (rows i..i+5 of A)[:, k0:k1] B[k0:k1, j:j+64]."""
+                          + (rows i..i+5 of A)[:, k0:k1] B[k0:k1, j:j+64],
+    for pointers y, a, b, bias to Y[M, N], A (element (r, k) at r * rs + k * ks), B[K, N]
+    and bias (pointers, unlike arrays, cost no reference counting in an inlined tile).
+    Rows past M - 1 repeat row M - 1: they compute and store its values again, the same
+    bits, so a last group of 1 to 5 rows runs at the full tile's speed."""
+    r0 = min(i + 0, M - 1); r1 = min(i + 1, M - 1); r2 = min(i + 2, M - 1)
+    r3 = min(i + 3, M - 1); r4 = min(i + 4, M - 1); r5 = min(i + 5, M - 1)
     if k0 == 0:
         c0 = vload(bias, j, LANES); c1 = vload(bias, j + 16, LANES)
         c2 = vload(bias, j + 32, LANES); c3 = vload(bias, j + 48, LANES)
@@ -47,66 +53,59 @@ def _tile_6x64(Y, a, rs, ks, B, bias, i, j, k0, k1):
         s40 = c0; s41 = c1; s42 = c2; s43 = c3
         s50 = c0; s51 = c1; s52 = c2; s53 = c3
     else:
-        y = Y[i]; s00 = vload(y, j, LANES); s01 = vload(y, j + 16, LANES); s02 = vload(y, j + 32, LANES); s03 = vload(y, j + 48, LANES)
-        y = Y[i + 1]; s10 = vload(y, j, LANES); s11 = vload(y, j + 16, LANES); s12 = vload(y, j + 32, LANES); s13 = vload(y, j + 48, LANES)
-        y = Y[i + 2]; s20 = vload(y, j, LANES); s21 = vload(y, j + 16, LANES); s22 = vload(y, j + 32, LANES); s23 = vload(y, j + 48, LANES)
-        y = Y[i + 3]; s30 = vload(y, j, LANES); s31 = vload(y, j + 16, LANES); s32 = vload(y, j + 32, LANES); s33 = vload(y, j + 48, LANES)
-        y = Y[i + 4]; s40 = vload(y, j, LANES); s41 = vload(y, j + 16, LANES); s42 = vload(y, j + 32, LANES); s43 = vload(y, j + 48, LANES)
-        y = Y[i + 5]; s50 = vload(y, j, LANES); s51 = vload(y, j + 16, LANES); s52 = vload(y, j + 32, LANES); s53 = vload(y, j + 48, LANES)
+        o = r0 * N + j; s00 = vload(y, o + 0, LANES); s01 = vload(y, o + 16, LANES); s02 = vload(y, o + 32, LANES); s03 = vload(y, o + 48, LANES)
+        o = r1 * N + j; s10 = vload(y, o + 0, LANES); s11 = vload(y, o + 16, LANES); s12 = vload(y, o + 32, LANES); s13 = vload(y, o + 48, LANES)
+        o = r2 * N + j; s20 = vload(y, o + 0, LANES); s21 = vload(y, o + 16, LANES); s22 = vload(y, o + 32, LANES); s23 = vload(y, o + 48, LANES)
+        o = r3 * N + j; s30 = vload(y, o + 0, LANES); s31 = vload(y, o + 16, LANES); s32 = vload(y, o + 32, LANES); s33 = vload(y, o + 48, LANES)
+        o = r4 * N + j; s40 = vload(y, o + 0, LANES); s41 = vload(y, o + 16, LANES); s42 = vload(y, o + 32, LANES); s43 = vload(y, o + 48, LANES)
+        o = r5 * N + j; s50 = vload(y, o + 0, LANES); s51 = vload(y, o + 16, LANES); s52 = vload(y, o + 32, LANES); s53 = vload(y, o + 48, LANES)
     for k in range(k0, k1):
-        row = B[k]
-        b0 = vload(row, j, LANES); b1 = vload(row, j + 16, LANES)
-        b2 = vload(row, j + 32, LANES); b3 = vload(row, j + 48, LANES)
-        o = i * rs + k * ks
-        x = at(a, o)
+        o = k * N + j
+        b0 = vload(b, o, LANES); b1 = vload(b, o + 16, LANES)
+        b2 = vload(b, o + 32, LANES); b3 = vload(b, o + 48, LANES)
+        o = k * ks
+        x = at(a, r0 * rs + o)
         s00 = vfma(x, b0, s00); s01 = vfma(x, b1, s01); s02 = vfma(x, b2, s02); s03 = vfma(x, b3, s03)
-        x = at(a, o + 1 * rs)
+        x = at(a, r1 * rs + o)
         s10 = vfma(x, b0, s10); s11 = vfma(x, b1, s11); s12 = vfma(x, b2, s12); s13 = vfma(x, b3, s13)
-        x = at(a, o + 2 * rs)
+        x = at(a, r2 * rs + o)
         s20 = vfma(x, b0, s20); s21 = vfma(x, b1, s21); s22 = vfma(x, b2, s22); s23 = vfma(x, b3, s23)
-        x = at(a, o + 3 * rs)
+        x = at(a, r3 * rs + o)
         s30 = vfma(x, b0, s30); s31 = vfma(x, b1, s31); s32 = vfma(x, b2, s32); s33 = vfma(x, b3, s33)
-        x = at(a, o + 4 * rs)
+        x = at(a, r4 * rs + o)
         s40 = vfma(x, b0, s40); s41 = vfma(x, b1, s41); s42 = vfma(x, b2, s42); s43 = vfma(x, b3, s43)
-        x = at(a, o + 5 * rs)
+        x = at(a, r5 * rs + o)
         s50 = vfma(x, b0, s50); s51 = vfma(x, b1, s51); s52 = vfma(x, b2, s52); s53 = vfma(x, b3, s53)
-    y = Y[i]; vstore(y, j, s00, LANES); vstore(y, j + 16, s01, LANES); vstore(y, j + 32, s02, LANES); vstore(y, j + 48, s03, LANES)
-    y = Y[i + 1]; vstore(y, j, s10, LANES); vstore(y, j + 16, s11, LANES); vstore(y, j + 32, s12, LANES); vstore(y, j + 48, s13, LANES)
-    y = Y[i + 2]; vstore(y, j, s20, LANES); vstore(y, j + 16, s21, LANES); vstore(y, j + 32, s22, LANES); vstore(y, j + 48, s23, LANES)
-    y = Y[i + 3]; vstore(y, j, s30, LANES); vstore(y, j + 16, s31, LANES); vstore(y, j + 32, s32, LANES); vstore(y, j + 48, s33, LANES)
-    y = Y[i + 4]; vstore(y, j, s40, LANES); vstore(y, j + 16, s41, LANES); vstore(y, j + 32, s42, LANES); vstore(y, j + 48, s43, LANES)
-    y = Y[i + 5]; vstore(y, j, s50, LANES); vstore(y, j + 16, s51, LANES); vstore(y, j + 32, s52, LANES); vstore(y, j + 48, s53, LANES)
+    o = r0 * N + j; vstore(y, o + 0, s00, LANES); vstore(y, o + 16, s01, LANES); vstore(y, o + 32, s02, LANES); vstore(y, o + 48, s03, LANES)
+    o = r1 * N + j; vstore(y, o + 0, s10, LANES); vstore(y, o + 16, s11, LANES); vstore(y, o + 32, s12, LANES); vstore(y, o + 48, s13, LANES)
+    o = r2 * N + j; vstore(y, o + 0, s20, LANES); vstore(y, o + 16, s21, LANES); vstore(y, o + 32, s22, LANES); vstore(y, o + 48, s23, LANES)
+    o = r3 * N + j; vstore(y, o + 0, s30, LANES); vstore(y, o + 16, s31, LANES); vstore(y, o + 32, s32, LANES); vstore(y, o + 48, s33, LANES)
+    o = r4 * N + j; vstore(y, o + 0, s40, LANES); vstore(y, o + 16, s41, LANES); vstore(y, o + 32, s42, LANES); vstore(y, o + 48, s43, LANES)
+    o = r5 * N + j; vstore(y, o + 0, s50, LANES); vstore(y, o + 16, s51, LANES); vstore(y, o + 32, s52, LANES); vstore(y, o + 48, s53, LANES)
 
 
 @kernel(inline="always")
-def _tile_6x16(Y, a, rs, ks, B, bias, i, j, n, k0, k1):
+def _tile_6x16(y, a, rs, ks, b, bias, M, N, i, j, n, k0, k1):
     """As _tile_6x64 for Y[i:i+6, j:j+n], n <= 16 columns: one (partial) vector a row."""
+    r0 = min(i, M - 1); r1 = min(i + 1, M - 1); r2 = min(i + 2, M - 1)
+    r3 = min(i + 3, M - 1); r4 = min(i + 4, M - 1); r5 = min(i + 5, M - 1)
     if k0 == 0:
         c = vload(bias, j, n)
         s0 = c; s1 = c; s2 = c; s3 = c; s4 = c; s5 = c
     else:
-        s0 = vload(Y[i], j, n); s1 = vload(Y[i + 1], j, n); s2 = vload(Y[i + 2], j, n)
-        s3 = vload(Y[i + 3], j, n); s4 = vload(Y[i + 4], j, n); s5 = vload(Y[i + 5], j, n)
+        s0 = vload(y, r0 * N + j, n); s1 = vload(y, r1 * N + j, n); s2 = vload(y, r2 * N + j, n)
+        s3 = vload(y, r3 * N + j, n); s4 = vload(y, r4 * N + j, n); s5 = vload(y, r5 * N + j, n)
     for k in range(k0, k1):
-        b = vload(B[k], j, n)
-        o = i * rs + k * ks
-        s0 = vfma(at(a, o), b, s0)
-        s1 = vfma(at(a, o + rs), b, s1)
-        s2 = vfma(at(a, o + 2 * rs), b, s2)
-        s3 = vfma(at(a, o + 3 * rs), b, s3)
-        s4 = vfma(at(a, o + 4 * rs), b, s4)
-        s5 = vfma(at(a, o + 5 * rs), b, s5)
-    vstore(Y[i], j, s0, n); vstore(Y[i + 1], j, s1, n); vstore(Y[i + 2], j, s2, n)
-    vstore(Y[i + 3], j, s3, n); vstore(Y[i + 4], j, s4, n); vstore(Y[i + 5], j, s5, n)
-
-
-@kernel(inline="always")
-def _tile_1x16(Y, a, rs, ks, B, bias, i, j, n, k0, k1):
-    """As _tile_6x64 for Y[i, j:j+n], one row, n <= 16."""
-    s = vload(bias, j, n) if k0 == 0 else vload(Y[i], j, n)
-    for k in range(k0, k1):
-        s = vfma(at(a, i * rs + k * ks), vload(B[k], j, n), s)
-    vstore(Y[i], j, s, n)
+        v = vload(b, k * N + j, n)
+        o = k * ks
+        s0 = vfma(at(a, r0 * rs + o), v, s0)
+        s1 = vfma(at(a, r1 * rs + o), v, s1)
+        s2 = vfma(at(a, r2 * rs + o), v, s2)
+        s3 = vfma(at(a, r3 * rs + o), v, s3)
+        s4 = vfma(at(a, r4 * rs + o), v, s4)
+        s5 = vfma(at(a, r5 * rs + o), v, s5)
+    vstore(y, r0 * N + j, s0, n); vstore(y, r1 * N + j, s1, n); vstore(y, r2 * N + j, s2, n)
+    vstore(y, r3 * N + j, s3, n); vstore(y, r4 * N + j, s4, n); vstore(y, r5 * N + j, s5, n)
 
 
 @kernel(parallel=True)
@@ -128,7 +127,7 @@ def matmul(Y, A, B, bias, width, transposed):
     M = A.shape[1] if transposed else A.shape[0]
     K = B.shape[0]
     N = B.shape[1]
-    a = A.reshape(A.size)
+    yp, ap, bp, cp = address(Y), address(A), address(B), address(bias)
     rs = 1 if transposed else K   # step between rows of the product's A
     ks = M if transposed else 1   # step along k
     groups = (M + ROWS - 1) // ROWS
@@ -142,15 +141,11 @@ def matmul(Y, A, B, bias, width, transposed):
             k1 = min(k0 + DEPTH, K)
             for g in range(h * CHUNK, min(h * CHUNK + CHUNK, groups)):
                 i = g * ROWS
-                if i + ROWS <= M and j1 - j0 == 64:
-                    _tile_6x64(Y, a, rs, ks, B, bias, i, j0, k0, k1)
-                elif i + ROWS <= M:
-                    for j in range(j0, j1, LANES):
-                        _tile_6x16(Y, a, rs, ks, B, bias, i, j, min(LANES, j1 - j), k0, k1)
+                if j1 - j0 == 64:
+                    _tile_6x64(yp, ap, rs, ks, bp, cp, M, N, i, j0, k0, k1)
                 else:
-                    for r in range(i, M):
-                        for j in range(j0, j1, LANES):
-                            _tile_1x16(Y, a, rs, ks, B, bias, r, j, min(LANES, j1 - j), k0, k1)
+                    for j in range(j0, j1, LANES):
+                        _tile_6x16(yp, ap, rs, ks, bp, cp, M, N, i, j, min(LANES, j1 - j), k0, k1)
 
 
 def _check(Y, A, B, bias, width, transposed):

@@ -72,3 +72,21 @@ def test_cache_works_when_the_package_directory_is_read_only(tmp_path):
         assert not any(f.endswith(".nbc") for f in os.listdir(kernels))
     finally:
         subprocess.run(["chattr", "-i", str(kernels)], check=True)
+
+
+def test_every_parallel_kernel_compiles_to_a_parallel_loop(tmp_path):
+    # A prange that Numba cannot turn into a parallel loop (e.g. prange(a if c else b))
+    # only warns and runs on one thread: the results stay right, so no other test
+    # notices. Compile every kernel afresh in a child and treat that warning as an error.
+    script = ("import warnings, numba, numpy as np\n"
+              "warnings.simplefilter('error', numba.NumbaPerformanceWarning)\n"
+              "import fastmlp.kernels as K\n"
+              "K.warmup(np.float32); K.warmup(np.float64)\n"
+              "from fastmlp.kernels import dense, matmul\n"
+              "x = np.ones((9, 20), np.float32)\n"
+              "dense.dense_forward_tiles(np.empty((9, 5), np.float32), x, np.ones((5, 20), np.float32),"
+              " np.zeros(5, np.float32), 2)\n"
+              "print('ok')\n")
+    env = {**os.environ, "FASTMLP_NUMBA_CACHE": "0"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
