@@ -24,6 +24,10 @@ from ._simd import LANES, address, vfma, vload, vstore, vsum
 from .matmul import matmul, tile_columns
 
 TALL_TILES = host_has_avx512()  # dense_forward_tiles for float32
+# dense_forward_tiles splits the units into this many shares, the most threads Numba may
+# use: with fewer threads running, each takes a contiguous run of shares. (Asking
+# numba.get_num_threads() costs ~4 us a call, and inside a kernel it stops caching.)
+PARTS = numba.config.NUMBA_NUM_THREADS
 BLOCK_BYTES = 1 << 18  # dense_forward_tiles: rows of W a thread runs through the batch with
 
 # dense_forward gives each thread blocks of 16 columns from this many output units on
@@ -171,8 +175,8 @@ def dense_forward_tiles(Y, X, W, b, parts):
     in order, one fused multiply-add each, the last 16 masked), added up by vsum's fixed
     tree, then b[j] added: the bits do not depend on the tile or the thread count.
     8x3 tiles (24 of the 32 vector registers; the 8 rows of X stay in L1 while W's rows
-    go by). Each of `parts` iterations (one a thread: dense_forward passes the thread
-    count) owns a share of the units
+    go by). Each of `parts` iterations (dense_forward passes PARTS, one for each thread
+    Numba may start) owns a share of the units
     (rows of W, columns of Y), so W stays in the cache of the core that also updates it
     (sgd_step and the other optimizers split the parameters the same way), and runs
     through it in blocks of BLOCK_BYTES, each block over the whole batch."""
@@ -212,7 +216,7 @@ def dense_forward(Y, X, W, b):
             and X.shape[1] == W.shape[1] and Y.shape[1] == W.shape[0] == b.shape[0]):
         raise ValueError(f"dense_forward: shapes Y{Y.shape} X{X.shape} W{W.shape} b{b.shape} do not fit")
     if TALL_TILES and Y.dtype == np.float32:
-        dense_forward_tiles(Y, X, W, b, numba.get_num_threads())
+        dense_forward_tiles(Y, X, W, b, PARTS)
     else:
         dense_forward_dot(Y, X, W, b)
 
