@@ -208,9 +208,11 @@ def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print):
         row["speedup_range"] = (min(ratios), max(ratios))
         rows.append(row)
     from fastmlp.kernels._jit import WIDE_FEATURES
+    from fastmlp.kernels.dense import TALL_TILES
     from fastmlp.kernels.matmul import tile_columns
     width = ("auto-vectorised kernels 512-bit (FASTMLP_AVX512=1)" if WIDE_FEATURES
              else "auto-vectorised kernels 256-bit (default)") \
+        + (", forward product in 8x3 tiles of 16-lane vectors" if TALL_TILES else ", forward product in 4x4 dot tiles") \
         + f", backward product tiles {tile_columns('float32')} float32 columns wide"
     log(f"machine: {platform.machine()}, {os.cpu_count()} cpus, {threads} threads; float32 peak "
         f"(NumPy BLAS 2048^3 matmul) {peak:.0f} GFLOP/s; comparison: {other}; {rounds} round(s); "

@@ -1,15 +1,22 @@
-"""Vectors of LANES numbers for the register tiles of kernels/matmul.py.
+"""Vectors of LANES numbers for the register tiles of kernels/matmul.py and
+kernels/dense.py.
 
-Numba has no vector type, and its auto-vectoriser cannot keep an outer-product tile of
-sums in registers, so this module adds the four operations such a tile needs, each a
-few lines of LLVM IR:
+Numba has no vector type, and its auto-vectoriser cannot keep a tile of sums in
+registers, so this module adds the operations such a tile needs, each a few lines of
+LLVM IR:
     vload(row, j, n)      row[j:j+n] as a vector (lanes past n read as 0, nothing read there)
     vstore(row, j, v, n)  row[j:j+n] = the first n lanes of v (nothing written past n)
-    vfma(a, b, c)         a * b + c, lane by lane, a scalar: one rounding (fused multiply-add)
+    vfma(a, b, c)         a * b + c, lane by lane, a a scalar or a vector: one rounding
+                          (fused multiply-add)
+    vsum(v)               the sum of v's lanes by a fixed tree: lanes l and l + 8 added,
+                          then l and l + 4, l and l + 2, l and l + 1
     at(row, i)            row[i], without Numba's test for a negative index (i >= 0)
-row is a 1-D C-contiguous float32 or float64 array (a row of a 2-D one: Y[i]) and
-0 <= j, j + n <= len(row), 1 <= n <= LANES; nothing checks this (as Numba without
-boundscheck). A vector of 16 float32 fills one AVX-512 register, or two AVX2 ones: LLVM
+    address(a)            a pointer to a C-contiguous array's first element
+row is a 1-D C-contiguous float32 or float64 array (a row of a 2-D one: Y[i]) or a
+pointer from address(), and 0 <= j, j + n <= len(row), 0 <= n <= LANES; nothing checks
+this (as Numba without boundscheck). The tiles take pointers: Numba counts references
+to every array an inlined function receives (a call into its runtime each time), a
+pointer it leaves alone. A vector of 16 float32 fills one AVX-512 register, or two AVX2 ones: LLVM
 uses 512-bit registers for these explicit vectors even where Numba's auto-vectorised
 loops keep to 256 bits (checked in tests/test_matmul.py), so no process-wide setting
 is needed.
