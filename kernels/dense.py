@@ -26,7 +26,7 @@ from .matmul import matmul, tile_columns
 TALL_TILES = host_has_avx512()  # dense_forward_tiles for float32
 # dense_forward_tiles splits the units into this many shares, the most threads Numba may
 # use: with fewer threads running, each takes a contiguous run of shares. (Asking
-# numba.get_num_threads() costs ~4 us a call, and inside a kernel it stops caching.)
+# numba.get_num_threads() costs 1.6-4 us a call, and inside a kernel it stops caching.)
 PARTS = numba.config.NUMBA_NUM_THREADS
 BLOCK_BYTES = 1 << 18  # dense_forward_tiles: rows of W a thread runs through the batch with
 
@@ -176,10 +176,11 @@ def dense_forward_tiles(Y, X, W, b, parts):
     tree, then b[j] added: the bits do not depend on the tile or the thread count.
     8x3 tiles (24 of the 32 vector registers; the 8 rows of X stay in L1 while W's rows
     go by). Each of `parts` iterations (dense_forward passes PARTS, one for each thread
-    Numba may start) owns a share of the units
-    (rows of W, columns of Y), so W stays in the cache of the core that also updates it
-    (sgd_step and the other optimizers split the parameters the same way), and runs
-    through it in blocks of BLOCK_BYTES, each block over the whole batch."""
+    Numba may start) owns a share of the units (rows of W, columns of Y) and runs through
+    it in blocks of BLOCK_BYTES, each block over the whole batch: a thread reads the same
+    rows of W every step, which mostly stay in its core's cache (the optimizers split
+    the flat parameters into contiguous halves too, nearly the same split for the largest
+    layer). Measured against splitting the batch instead: BENCHMARKS.md, session 5."""
     B, D = X.shape
     H = W.shape[0]
     y, x, w, bp = address(Y), address(X), address(W), address(b)
@@ -211,7 +212,7 @@ def dense_forward(Y, X, W, b):
     """Y[B, H] = X[B, D] W[H, D]ᵀ + b[H], in place (Y must not alias X): 8x3 tiles of
     explicit 512-bit vectors for float32 where the CPU has AVX-512, else the dot tiles
     Numba vectorises itself (faster for float64, and the only choice with 16 AVX2
-    registers). Raises ValueError for shapes or dtypes that do not fit."""
+    registers). Raises ValueError for shapes that do not fit."""
     if not (X.ndim == Y.ndim == W.ndim == 2 and b.ndim == 1 and X.shape[0] == Y.shape[0]
             and X.shape[1] == W.shape[1] and Y.shape[1] == W.shape[0] == b.shape[0]):
         raise ValueError(f"dense_forward: shapes Y{Y.shape} X{X.shape} W{W.shape} b{b.shape} do not fit")
