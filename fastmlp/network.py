@@ -101,6 +101,7 @@ class Network:
     def forward(self, x, training=False, step=0):
         """Logits for the batch x[B, D] (B <= max_batch). With training=True, dropout nodes
         draw their masks from the key (seed, step, node); otherwise they pass data through."""
+        x = np.ascontiguousarray(x)  # the kernels read rows as flat runs (no copy if it is)
         B = x.shape[0]
         v = self.values
         v[G.INPUT] = x

@@ -17,8 +17,10 @@ from numba import prange
 
 from ._jit import kernel
 from ._math import like, vexp
+from ._simd import address
 
 ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "shifted_relu": 4}
+ROWS = 8  # rows of Z an iteration of the kernels below owns
 
 
 @kernel(inline="always")
@@ -58,17 +60,22 @@ def _df(kind, z, a):
 
 @kernel(parallel=True)
 def activation_forward(A, Z, kind):
-    """A = f(Z) elementwise, in place; A may be Z."""
+    """A = f(Z) elementwise, in place; A may be Z. An iteration owns ROWS rows and runs
+    through them as one flat stretch, so the vector loop leaves one remainder per
+    stretch, not one per row (256 x 100 sigmoid: 28 -> 21 us)."""
     B, H = Z.shape
-    for i in prange(B):
-        for j in range(H):
-            A[i, j] = _f(kind, Z[i, j])
+    a, z = address(A), address(Z)
+    for c in prange((B + ROWS - 1) // ROWS):
+        for n in range(c * ROWS * H, min(B, c * ROWS + ROWS) * H):
+            a[n] = _f(kind, z[n])
 
 
 @kernel(parallel=True)
 def activation_backward(dZ, dA, Z, A, kind):
-    """dZ = dA * f'(Z) elementwise, in place; dZ may be dA."""
+    """dZ = dA * f'(Z) elementwise, in place; dZ may be dA. Stretches of ROWS rows, as
+    activation_forward."""
     B, H = Z.shape
-    for i in prange(B):
-        for j in range(H):
-            dZ[i, j] = dA[i, j] * _df(kind, Z[i, j], A[i, j])
+    dz, da, z, a = address(dZ), address(dA), address(Z), address(A)
+    for c in prange((B + ROWS - 1) // ROWS):
+        for n in range(c * ROWS * H, min(B, c * ROWS + ROWS) * H):
+            dz[n] = da[n] * _df(kind, z[n], a[n])

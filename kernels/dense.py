@@ -212,10 +212,13 @@ def dense_forward(Y, X, W, b):
     """Y[B, H] = X[B, D] W[H, D]ᵀ + b[H], in place (Y must not alias X): 8x3 tiles of
     explicit 512-bit vectors for float32 where the CPU has AVX-512, else the dot tiles
     Numba vectorises itself (faster for float64, and the only choice with 16 AVX2
-    registers). Raises ValueError for shapes that do not fit."""
+    registers). Raises ValueError for shapes that do not fit or arrays that are not
+    C-contiguous."""
     if not (X.ndim == Y.ndim == W.ndim == 2 and b.ndim == 1 and X.shape[0] == Y.shape[0]
             and X.shape[1] == W.shape[1] and Y.shape[1] == W.shape[0] == b.shape[0]):
         raise ValueError(f"dense_forward: shapes Y{Y.shape} X{X.shape} W{W.shape} b{b.shape} do not fit")
+    if not (Y.flags.c_contiguous and X.flags.c_contiguous and W.flags.c_contiguous and b.flags.c_contiguous):
+        raise ValueError("dense_forward: Y, X, W and b must be C-contiguous")
     if TALL_TILES and Y.dtype == np.float32:
         dense_forward_tiles(Y, X, W, b, PARTS)
     else:

@@ -292,3 +292,13 @@ def test_network_buffers_and_prepared_data_are_aligned(mnist):
     arrays = [net.params, net.grads, net.W[0], net.dW[0], net.x, net.P, p.train_x, p.test_x,
               *net.out.values(), *net.grad.values(), Adam(net.params.size, np.float32).m]
     assert all(a.ctypes.data % 64 == 0 for a in arrays)
+
+
+def test_network_forward_accepts_a_non_contiguous_batch():
+    # The kernels read C-contiguous rows through pointers; the network makes the batch so.
+    from fastmlp import Network
+    net = Network.serial([6, 5, 3], ["sigmoid"], 8)
+    x = np.asfortranarray(np.arange(42, dtype=np.float32).reshape(7, 6) / 40)
+    assert np.array_equal(net.forward(x).copy(), net.forward(np.ascontiguousarray(x)))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        K.dense_forward(np.empty((7, 5), np.float32), x, net.W[0], net.b[0])
