@@ -30,7 +30,7 @@ def cache_dirs():
     """Where Numba caches these kernels: beside the sources (kernels/__pycache__) when
     that is writable, else a per-user directory; NUMBA_CACHE_DIR overrides both."""
     return _cache_dirs([activation_backward, activation_forward, adam_step, cross_entropy,
-                        _dense.column_sums, dense_forward, _matmul.matmul,
+                        _dense.column_sums, _dense.dense_forward_dot, _dense.dense_forward_tiles, _matmul.matmul,
                         dropout_backward, dropout_forward,
                         max_norm, momentum_step, sgd_step, weight_decay, softmax_cross_entropy_backward,
                         softmax_cross_entropy_forward, softmax_rows, shift_gather])

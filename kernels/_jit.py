@@ -12,9 +12,9 @@ different versions side by side cannot trip each other up).
 
 FASTMLP_AVX512=1 (opt-in, read once, before Numba starts) compiles the kernels whose loops
 Numba vectorises by itself with 512-bit vectors on CPUs that have AVX-512: Numba
-otherwise keeps LLVM's preference for 256-bit code on these parts. (The backward
-products' tiles, kernels/matmul.py, use explicit vectors, which LLVM puts in 512-bit
-registers either way.) It is process-wide (it sets NUMBA_CPU_FEATURES to the host's
+otherwise keeps LLVM's preference for 256-bit code on these parts. (The float32 product
+tiles, kernels/matmul.py and dense_forward_tiles, use explicit vectors, which LLVM puts
+in 512-bit registers either way.) It is process-wide (it sets NUMBA_CPU_FEATURES to the host's
 features without that preference, unless NUMBA_CPU_FEATURES is already set), it only
 takes effect if nothing was compiled by Numba earlier in the process (else a warning
 says so and WIDE_FEATURES is None), it has its own entries in the kernel cache, and

@@ -8,7 +8,7 @@ from numba import njit
 
 from fastmlp import kernels as K
 from fastmlp.kernels import reference as R
-from fastmlp.kernels._simd import LANES, at, vfma, vload, vstore
+from fastmlp.kernels._simd import LANES, address, at, vfma, vload, vstore, vsum
 from conftest import TOL, assert_close
 
 # Rows: whole 6-row groups and leftovers; columns: whole 64- and 16-column blocks, partial
@@ -122,6 +122,34 @@ def test_at_reads_the_element():
     x = np.arange(10, dtype=np.float32) * 1.5
     idx = np.array([0, 3, 9])
     assert np.array_equal(_elements(x, idx), x[idx])
+
+
+@njit
+def _vsum_and_dot(x, w):
+    p, q = address(x), address(w)
+    return vsum(vload(p, 0, LANES)), vsum(vfma(vload(p, 0, LANES), vload(q, 0, LANES), vload(p, 0, 0)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vsum_adds_lanes_by_its_documented_tree_and_vfma_takes_two_vectors(dtype, rng):
+    # 2**p followed by fifteen ones: added in order the ones vanish (2**p); by the tree
+    # (l + l+8, then l + l+4, l + l+2, l + l+1) the first one vanishes and the rest
+    # survive in pairs: 2**p + 14. Exact would be 2**p + 15.
+    big = dtype(2.0 ** (24 if dtype == np.float32 else 53))
+    x = np.ones(LANES, dtype)
+    x[0] = big
+    w = rng.standard_normal(LANES).astype(dtype)
+    s, _ = _vsum_and_dot(x, w)
+    assert s == big + dtype(14)
+
+    def tree(v):
+        for d in (8, 4, 2, 1):
+            v = (v[:d] + v[d:2 * d]).astype(dtype)
+        return v[0]
+    x = (rng.standard_normal(LANES) * 10.0 ** rng.integers(-6, 7, LANES)).astype(dtype)
+    s, dot = _vsum_and_dot(x, w)
+    assert s == tree(x)
+    assert dot == tree((x * w).astype(dtype))  # one rounding a product, as a fused a*b + 0
 
 
 @njit
