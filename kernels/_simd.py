@@ -10,6 +10,8 @@ LLVM IR:
                           (fused multiply-add)
     vsum(v)               the sum of v's lanes by a fixed tree: lanes l and l + 8 added,
                           then l and l + 4, l and l + 2, l and l + 1
+    vsums((v0, ..., vn))  n <= 16 vectors -> one vector, lane m = vsum(vm) bit for bit
+    lane(v, m)            lane m of v, m a constant
     at(row, i)            row[i], without Numba's test for a negative index (i >= 0)
     address(a)            a pointer to a C-contiguous array's first element
 row is a 1-D C-contiguous float32 or float64 array (a row of a 2-D one: Y[i]) or a
@@ -165,3 +167,40 @@ def vsum(typingctx, v):
             x = builder.fadd(lo, hi)
         return builder.extract_element(x, ir.Constant(ir.IntType(32), 0))
     return v.dtype(v), codegen
+
+
+@intrinsic
+def vsums(typingctx, t):
+    """A tuple of up to LANES vectors -> one vector whose lane m is vsum(t[m]), bit for bit
+    (the same additions, done for all of them at once: each level pairs two vectors and
+    adds the halves of every group of lanes, so 16 sums cost 15 such steps, not 16 x 4)."""
+    if not (isinstance(t, types.UniTuple) and isinstance(t.dtype, Vector) and 1 <= t.count <= LANES):
+        return None
+
+    def codegen(context, builder, signature, args):
+        vs = [builder.extract_value(args[0], i) for i in range(signature.args[0].count)]
+        i32 = ir.IntType(32)
+        d = LANES // 2
+        while d >= 1:  # each vector holds LANES // (2 d) sums in the making, 2 d lanes each
+            groups = LANES // (2 * d)
+            lo = [g * 2 * d + l + 16 * half for half in (0, 1) for g in range(groups) for l in range(d)]
+            hi = [x + d for x in lo]
+            lo_mask = ir.Constant(ir.VectorType(i32, LANES), [x if x < 16 else x - 16 + LANES for x in lo])
+            hi_mask = ir.Constant(ir.VectorType(i32, LANES), [x if x < 16 else x - 16 + LANES for x in hi])
+            pairs = [(vs[i], vs[i + 1] if i + 1 < len(vs) else vs[i]) for i in range(0, len(vs), 2)]
+            vs = [builder.fadd(builder.shuffle_vector(u, v, lo_mask), builder.shuffle_vector(u, v, hi_mask))
+                  for u, v in pairs]
+            d //= 2
+        return vs[0]
+    return t.dtype(t), codegen
+
+
+@intrinsic
+def lane(typingctx, v, m):
+    """Lane m of v (m a constant)."""
+    if not (isinstance(v, Vector) and isinstance(m, types.IntegerLiteral)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.extract_element(args[0], ir.Constant(ir.IntType(32), signature.args[1].literal_value))
+    return v.dtype(v, m), codegen

@@ -20,7 +20,7 @@ from numba import prange
 
 from ._jit import FAST, host_has_avx512, kernel
 from ._math import like
-from ._simd import LANES, address, vfma, vload, vstore, vsum
+from ._simd import LANES, address, lane, vfma, vload, vstore, vsums
 from .matmul import matmul, tile_columns
 
 TALL_TILES = host_has_avx512()  # dense_forward_tiles for float32
@@ -158,14 +158,16 @@ def _dot_8x3(y, H, x, w, bias, D, i, last_row, j, last_col):
         a = vload(x, x6 + k, n); s60 = vfma(a, b0, s60); s61 = vfma(a, b1, s61); s62 = vfma(a, b2, s62)
         a = vload(x, x7 + k, n); s70 = vfma(a, b0, s70); s71 = vfma(a, b1, s71); s72 = vfma(a, b2, s72)
     c0 = bias[j0]; c1 = bias[j1]; c2 = bias[j2]
-    o = i0 * H; y[o + j0] = c0 + vsum(s00); y[o + j1] = c1 + vsum(s01); y[o + j2] = c2 + vsum(s02)
-    o = i1 * H; y[o + j0] = c0 + vsum(s10); y[o + j1] = c1 + vsum(s11); y[o + j2] = c2 + vsum(s12)
-    o = i2 * H; y[o + j0] = c0 + vsum(s20); y[o + j1] = c1 + vsum(s21); y[o + j2] = c2 + vsum(s22)
-    o = i3 * H; y[o + j0] = c0 + vsum(s30); y[o + j1] = c1 + vsum(s31); y[o + j2] = c2 + vsum(s32)
-    o = i4 * H; y[o + j0] = c0 + vsum(s40); y[o + j1] = c1 + vsum(s41); y[o + j2] = c2 + vsum(s42)
-    o = i5 * H; y[o + j0] = c0 + vsum(s50); y[o + j1] = c1 + vsum(s51); y[o + j2] = c2 + vsum(s52)
-    o = i6 * H; y[o + j0] = c0 + vsum(s60); y[o + j1] = c1 + vsum(s61); y[o + j2] = c2 + vsum(s62)
-    o = i7 * H; y[o + j0] = c0 + vsum(s70); y[o + j1] = c1 + vsum(s71); y[o + j2] = c2 + vsum(s72)
+    r = vsums((s00, s10, s20, s30, s40, s50, s60, s70, s01, s11, s21, s31, s41, s51, s61, s71))
+    q = vsums((s02, s12, s22, s32, s42, s52, s62, s72))
+    o = i0 * H; y[o + j0] = c0 + lane(r, 0); y[o + j1] = c1 + lane(r, 8); y[o + j2] = c2 + lane(q, 0)
+    o = i1 * H; y[o + j0] = c0 + lane(r, 1); y[o + j1] = c1 + lane(r, 9); y[o + j2] = c2 + lane(q, 1)
+    o = i2 * H; y[o + j0] = c0 + lane(r, 2); y[o + j1] = c1 + lane(r, 10); y[o + j2] = c2 + lane(q, 2)
+    o = i3 * H; y[o + j0] = c0 + lane(r, 3); y[o + j1] = c1 + lane(r, 11); y[o + j2] = c2 + lane(q, 3)
+    o = i4 * H; y[o + j0] = c0 + lane(r, 4); y[o + j1] = c1 + lane(r, 12); y[o + j2] = c2 + lane(q, 4)
+    o = i5 * H; y[o + j0] = c0 + lane(r, 5); y[o + j1] = c1 + lane(r, 13); y[o + j2] = c2 + lane(q, 5)
+    o = i6 * H; y[o + j0] = c0 + lane(r, 6); y[o + j1] = c1 + lane(r, 14); y[o + j2] = c2 + lane(q, 6)
+    o = i7 * H; y[o + j0] = c0 + lane(r, 7); y[o + j1] = c1 + lane(r, 15); y[o + j2] = c2 + lane(q, 7)
 
 
 @kernel(parallel=True)
@@ -173,7 +175,7 @@ def dense_forward_tiles(Y, X, W, b, parts):
     """Y[i, j] = b[j] + sum_k X[i, k] W[j, k], in place, for float32 on AVX-512 CPUs.
     Y must not alias X. Each element is one vector of 16 partial sums (k, k + 16, ...
     in order, one fused multiply-add each, the last 16 masked), added up by vsum's fixed
-    tree, then b[j] added: the bits do not depend on the tile or the thread count.
+    tree (vsums: 16 of them at once), then b[j] added: the bits do not depend on the tile or the thread count.
     8x3 tiles (24 of the 32 vector registers; the 8 rows of X stay in L1 while W's rows
     go by). Each of `parts` iterations (dense_forward passes PARTS, one for each thread
     Numba may start) owns a share of the units (rows of W, columns of Y) and runs through

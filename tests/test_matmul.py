@@ -8,7 +8,7 @@ from numba import njit
 
 from fastmlp import kernels as K
 from fastmlp.kernels import reference as R
-from fastmlp.kernels._simd import LANES, address, at, vfma, vload, vstore, vsum
+from fastmlp.kernels._simd import LANES, address, at, lane, vfma, vload, vstore, vsum, vsums
 from conftest import TOL, assert_close
 
 # Rows: whole 6-row groups and leftovers; columns: whole 64- and 16-column blocks, partial
@@ -186,3 +186,25 @@ def test_tiles_use_512_bit_registers_without_the_opt_in(tmp_path):
     env.pop("NUMBA_CPU_FEATURES", None)
     out = subprocess.run([sys.executable, "-c", child], env=env, cwd=tmp_path, check=True, capture_output=True, text=True)
     assert int(out.stdout.split()[-1]) >= 24  # the 6 x 64 tile: 24 fused multiply-adds on zmm registers
+
+
+@njit
+def _vsums_against_vsum(X, out, ref):
+    p = address(X)
+    a0 = vload(p, 0, LANES); a1 = vload(p, 16, LANES); a2 = vload(p, 32, LANES)
+    r = vsums((a0, a1, a2, a2, a1, a0, a0, a1, a2, a0, a1, a2, a2, a0, a1, a2))
+    vstore(out, 0, r, LANES)
+    q = vsums((a2, a0, a1))
+    out[16] = lane(q, 0); out[17] = lane(q, 1); out[18] = lane(q, 2)
+    ref[0] = vsum(a0); ref[1] = vsum(a1); ref[2] = vsum(a2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vsums_gives_each_lane_the_bits_of_vsum(dtype, rng):
+    # The forward tiles add up 16 (and 8) vectors at once with vsums; every lane must be
+    # what vsum gives the vector alone, or the tile's bits would depend on its neighbours.
+    X = (rng.standard_normal(48) * 10.0 ** rng.integers(-6, 7, 48)).astype(dtype)
+    out, ref = np.zeros(19, dtype), np.zeros(3, dtype)
+    _vsums_against_vsum(X, out, ref)
+    order = [0, 1, 2, 2, 1, 0, 0, 1, 2, 0, 1, 2, 2, 0, 1, 2]
+    assert np.array_equal(out[:16], ref[order]) and np.array_equal(out[16:], ref[[2, 0, 1]])
