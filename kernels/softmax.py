@@ -16,6 +16,7 @@ from numba import prange
 
 from ._jit import kernel
 from ._math import vexp
+from ._simd import address
 
 
 @kernel(inline="always")
@@ -87,16 +88,17 @@ def softmax_cross_entropy_forward(P, L, Z, T):
     Three passes over the batch (shifted logits, exps, sums and losses) rather than one
     pass a row doing all three: measured 39 us -> 13-19 us for 256 x 10, same bits
     (benchmarks/kernel_times.py); the pass that only takes exps is a loop LLVM
-    vectorises. The third pass finds each row's maximum again rather than keeping it in
-    L, so L's dtype never rounds it. P must not alias Z."""
+    vectorises, over P as one flat run (256 x 10: 23.6 -> 17.5 us, same bits). The third
+    pass finds each row's maximum again rather than keeping it in L, so L's dtype never
+    rounds it. P must be C-contiguous and must not alias Z."""
     B, K = Z.shape
     for i in range(B):
         m = _row_max(Z, i)
         for k in range(K):
             P[i, k] = Z[i, k] - m
-    for i in range(B):
-        for k in range(K):
-            P[i, k] = vexp(P[i, k])
+    p = address(P)
+    for n in range(B * K):  # one flat run: the vector loop leaves one remainder, not one a row
+        p[n] = vexp(p[n])
     for i in range(B):
         s = 0.0
         for k in range(K):
