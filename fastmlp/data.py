@@ -24,6 +24,7 @@ import zlib
 import numpy as np
 
 from fastmlp.files import publish
+from fastmlp.kernels import byte_counts, lookup_bytes
 from fastmlp.kernels.memory import aligned_empty
 
 FILES = {
@@ -354,14 +355,13 @@ def mean_std(a):
     """Mean and standard deviation of all of a's values, as float64. For bytes (MNIST's
     pixels) they come from a 256-bin histogram and exact integer arithmetic: the mean is
     correctly rounded, the deviation within 1 ulp (the variance rounded once, then its
-    square root), 4x faster than NumPy's float64 passes over 47 million values. Other
-    types use NumPy. a must not be empty."""
+    square root); the histogram is the byte_counts kernel (0.2 s -> 0.03 s for MNIST's
+    47 million training pixels). Other types use NumPy. a must not be empty."""
     if a.dtype != np.uint8:
         return float(a.mean(dtype=np.float64)), float(a.std(dtype=np.float64))
-    counts = np.zeros(256, np.int64)
-    for s in range(0, a.shape[0], 4096):  # in blocks: bincount widens its input to int64
-        counts += np.bincount(a[s:s + 4096].ravel(), minlength=256)
-    counts = counts.astype(object)  # Python integers: the sums below are exact
+    parts = np.zeros((16, 256), np.int64)
+    byte_counts(parts, np.ascontiguousarray(a))
+    counts = parts.sum(axis=0).astype(object)  # Python integers: the sums below are exact
     values = np.arange(256).astype(object)
     n, total, squares = int(a.size), int(counts @ values), int(counts @ (values * values))
     mean = fractions.Fraction(total, n)
@@ -369,9 +369,14 @@ def mean_std(a):
 
 
 def _scaled(a, mean, std, dtype, rows=4096):
-    """(a - mean) / std computed in float64 and rounded to dtype once, a block of rows at a
-    time so that no float64 copy of the whole set is ever held."""
+    """(a - mean) / std computed in float64 and rounded to dtype once: for bytes through a
+    256-entry table of exactly those values (the same bits), otherwise a block of rows at
+    a time so that no float64 copy of the whole set is ever held."""
     out = aligned_empty(a.shape, dtype)  # rows of 784 float32 start on cache lines
+    if a.dtype == np.uint8 and a.ndim == 2:
+        table = ((np.arange(256, dtype=np.float64) - mean) / std).astype(dtype)
+        lookup_bytes(out, table, np.ascontiguousarray(a))
+        return out
     for s in range(0, a.shape[0], rows):
         out[s:s + rows] = (a[s:s + rows].astype(np.float64) - mean) / std
     return out

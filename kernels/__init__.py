@@ -13,6 +13,7 @@ from .dense import dense_backward, dense_forward
 from . import matmul as _matmul
 from .matmul import matmul_nn, matmul_tn
 from .memory import aligned_empty, aligned_zeros
+from .pixels import byte_counts, lookup_bytes
 from .dropout import dropout_backward, dropout_forward
 from .optim import adam_step, max_norm, momentum_step, sgd_step, weight_decay
 from .softmax import (cross_entropy, softmax_cross_entropy_backward,
@@ -20,8 +21,8 @@ from .softmax import (cross_entropy, softmax_cross_entropy_backward,
 
 __all__ = [
     "ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "activation_backward", "activation_forward",
-    "adam_step", "aligned_empty", "aligned_zeros", "cross_entropy", "dense_backward", "dense_forward", "dropout_backward", "matmul_nn", "matmul_tn",
-    "dropout_forward", "max_norm", "momentum_step", "sgd_step", "weight_decay",
+    "adam_step", "aligned_empty", "aligned_zeros", "byte_counts", "cross_entropy", "dense_backward", "dense_forward", "dropout_backward", "matmul_nn", "matmul_tn",
+    "dropout_forward", "lookup_bytes", "max_norm", "momentum_step", "sgd_step", "weight_decay",
     "softmax_cross_entropy_backward", "softmax_cross_entropy_forward", "softmax_rows", "shift_gather",
 ]
 
@@ -31,7 +32,7 @@ def cache_dirs():
     that is writable, else a per-user directory; NUMBA_CACHE_DIR overrides both."""
     return _cache_dirs([activation_backward, activation_forward, adam_step, cross_entropy,
                         _dense.column_sums, _dense.dense_forward_dot, _dense.dense_forward_tiles, _matmul.matmul,
-                        dropout_backward, dropout_forward,
+                        dropout_backward, dropout_forward, byte_counts, lookup_bytes,
                         max_norm, momentum_step, sgd_step, weight_decay, softmax_cross_entropy_backward,
                         softmax_cross_entropy_forward, softmax_rows, shift_gather])
 
@@ -79,6 +80,8 @@ def warmup(dtype, names=None):
         "adam_step": lambda: adam_step(b, np.zeros_like(b), np.zeros_like(b), b, 0.5, 0.9, 0.999, 1e-8, 1),
         "weight_decay": lambda: weight_decay(b, b, 0.5),
         "max_norm": lambda: max_norm(w, 1.0),
+        "byte_counts": lambda: byte_counts(np.zeros((2, 256), np.int64), np.zeros((2, 3), np.uint8)),
+        "lookup_bytes": lambda: lookup_bytes(np.empty((2, 3), dtype), np.zeros(256, dtype), np.zeros((2, 3), np.uint8)),
         "shift_gather": lambda: shift_gather(x, np.ones((2, 4), dtype), np.arange(2), np.arange(3), 2, 2, 0.0, 1, 0, 0),
     }
     names = list(calls) if names is None else list(names)

@@ -188,3 +188,15 @@ def shift_gather(images, rows, pixels, R, C, background, S, seed, step):
         moved[S + dy:S + dy + R, S + dx:S + dx + C] = images[rows[i]].reshape(R, C)
         X[i] = moved[S:S + R, S:S + C].ravel()[pixels]
     return X
+
+
+def byte_counts(a, parts):
+    """counts[p, v]: entries equal to v among the flat entries p * n // parts to
+    (p + 1) * n // parts - 1 of a."""
+    flat, n = a.ravel(), a.size
+    return np.stack([np.bincount(flat[p * n // parts:(p + 1) * n // parts], minlength=256)
+                     for p in range(parts)]).astype(np.int64)
+
+
+def lookup_bytes(table, a):
+    return table[a]

@@ -302,3 +302,17 @@ def test_network_forward_accepts_a_non_contiguous_batch():
     assert np.array_equal(net.forward(x).copy(), net.forward(np.ascontiguousarray(x)))
     with pytest.raises(ValueError, match="C-contiguous"):
         K.dense_forward(np.empty((7, 5), np.float32), x, net.W[0], net.b[0])
+
+
+@pytest.mark.parametrize("shape,parts", [((0, 5), 3), ((1, 1), 4), ((7, 129), 16), ((300, 784), 16)])
+def test_byte_counts_and_lookup_bytes_match_their_references(shape, parts, rng):
+    a = rng.integers(0, 256, shape, dtype=np.uint8)
+    counts = np.full((parts, 256), -1, np.int64)
+    K.byte_counts(counts, a)
+    assert np.array_equal(counts, R.byte_counts(a, parts))
+    assert counts.sum() == a.size
+    for dtype in DTYPES:
+        table = rng.standard_normal(256).astype(dtype)
+        out = np.full(shape, np.nan, dtype)
+        K.lookup_bytes(out, table, a)
+        assert np.array_equal(out, R.lookup_bytes(table, a))
