@@ -55,14 +55,14 @@ class Network:
         B = self.max_batch
         buf = lambda name: K.aligned_empty((B, self.width[name]), self.dtype)
         self.x = buf(G.INPUT)                               # gathered input batch
-        self.t = K.aligned_empty((B, classes), self.dtype)         # gathered targets
+        self.t = K.aligned_empty((B, classes), self.dtype)  # gathered targets
         self.out = {n.name: buf(n.name) for n in self.order if n.type not in ("head",)}
         self.mask = {n.name: buf(n.name) for n in self.order if n.type == "dropout"}
         self.grad = {n.name: buf(n.name) for n in self.order if n.type != "head" and self.needs_grad[n.name]}
         # A node read by several others sums their gradients: the first writes into
         # grad[name], the others into acc[name], added in the fixed reverse order.
         self.acc = {name: buf(name) for name in self.grad if edges.get(name, 0) > 1}
-        self.P = K.aligned_empty((B, classes), self.dtype)        # softmax output
+        self.P = K.aligned_empty((B, classes), self.dtype)  # softmax output
         self.L = np.empty(B, self.dtype)                    # per-row losses
         self._no_dx = np.empty((0, 1), self.dtype)
         # The zero bias the backward products start from (see fastmlp.kernels.dense).
