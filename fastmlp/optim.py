@@ -5,8 +5,6 @@ one: write its update kernel and NumPy twin, then a small class here with `kerne
 kernel's name, for warm-up), `step` and `state` (the arrays and counters a checkpoint
 needs), and register it in OPTIMIZERS.
 """
-import numpy as np
-
 from fastmlp import kernels as K
 
 
