@@ -32,8 +32,7 @@ from fastmlp.train import build_network  # noqa: E402
 def fastmlp_epoch(net, x, t, bs, lr):
     for lo in range(0, x.shape[0], bs):
         xb, tb = x[lo:lo + bs], t[lo:lo + bs]
-        net.forward(xb)
-        net.loss_and_backward(tb)
+        net.train_step(xb, tb)
         K.sgd_step(net.params, net.grads, lr)
 
 

@@ -124,7 +124,7 @@ def steps(config, batches, data_dir):
     timer(D, "dense_forward", lambda Y, X, W, b: f"dense_forward {X.shape[0]}x{X.shape[1]}x{W.shape[0]}")
     K.dense_forward = D.dense_forward
     for name in ("activation_forward", "activation_backward", "softmax_cross_entropy_forward",
-                 "softmax_cross_entropy_backward", "dropout_forward", "dropout_backward", "sgd_step", "adam_step"):
+                 "softmax_cross_entropy_backward", "head_step", "dropout_forward", "dropout_backward", "sgd_step", "adam_step"):
         timer(K, name)
     opt = optim.make(cfg.optimizer, net.params.size, net.dtype)
     n = min(batches, p.train_x.shape[0] // bs)
@@ -132,8 +132,7 @@ def steps(config, batches, data_dir):
     def run():
         for s in range(n):
             lo = s * bs
-            net.forward(p.train_x[lo:lo + bs], training=True, step=s)
-            net.loss_and_backward(p.train_t[lo:lo + bs])
+            net.train_step(p.train_x[lo:lo + bs], p.train_t[lo:lo + bs], s)
             opt.step(net.params, net.grads, cfg.lr)
 
     run()

@@ -23,7 +23,7 @@ ds = load(sys.argv[1] if len(sys.argv) > 1 else None)
 p = prepare(ds, True, np.float32)
 net = build_network(TrainConfig(**PRESETS["book"]), 784, 10)
 x, t = p.train_x[:256], p.train_t[:256]
-net.forward(x); net.loss_and_backward(t); K.sgd_step(net.params, net.grads, 1.0)
+net.train_step(x, t); K.sgd_step(net.params, net.grads, 1.0)
 print(time.time())
 """
 

@@ -57,8 +57,7 @@ def child_fastmlp(name, samples, repeats):
     for _ in range(repeats + 1):
         start = time.perf_counter()
         for lo in range(0, x.shape[0], bs):
-            net.forward(x[lo:lo + bs], training=True, step=step)
-            net.loss_and_backward(t[lo:lo + bs])
+            net.train_step(x[lo:lo + bs], t[lo:lo + bs], step)
             opt.step(net.params, net.grads, c["lr"])
             step += 1
         times.append(time.perf_counter() - start)

@@ -67,6 +67,12 @@ class Network:
         self._no_dx = np.empty((0, 1), self.dtype)
         # The zero bias the backward products start from (see fastmlp.kernels.dense).
         self.zeros = np.zeros(max(W.shape[1] for W in self.W), self.dtype)
+        # train_step runs the dense layer that gives the logits, the softmax, the loss and
+        # their gradients as one kernel (kernels/head.py) where that kernel applies: float32
+        # where the 16-lane forward tiles run, logits read by the head alone.
+        last = next((n for n in self.dense if n.name == self.head.inputs[0]), None)
+        self.fused = last if (last is not None and edges.get(last.name) == 1 and self.dtype == np.float32
+                              and K.FUSED_HEAD) else None
         self._arrivals = {}
         self.values = {}
 
@@ -98,15 +104,16 @@ class Network:
                 W[...] = rng.standard_normal((h, d)) * np.sqrt(2.0 / d)
                 b[...] = 0
 
-    def forward(self, x, training=False, step=0):
+    def forward(self, x, training=False, step=0, *, skip=None):
         """Logits for the batch x[B, D] (B <= max_batch). With training=True, dropout nodes
-        draw their masks from the key (seed, step, node); otherwise they pass data through."""
+        draw their masks from the key (seed, step, node); otherwise they pass data through.
+        skip: a node left out (train_step's fused head; then nothing is returned)."""
         x = np.ascontiguousarray(x)  # the kernels read rows as flat runs (no copy if it is)
         B = x.shape[0]
         v = self.values
         v[G.INPUT] = x
         for n in self.order:
-            if n.type == "head":
+            if n.type == "head" or n is skip:
                 continue
             y = self.out[n.name][:B]
             a = v[n.inputs[0]]
@@ -134,7 +141,7 @@ class Network:
                     y[:, o:o + w] = v[i]
                     o += w
             v[n.name] = y
-        return v[self.head.inputs[0]]
+        return None if skip is not None else v[self.head.inputs[0]]
 
     def _dest(self, name, B):
         """Where the next gradient contribution for node `name` is written."""
@@ -146,18 +153,41 @@ class Network:
             np.add(g, self.acc[name][:B], out=g)
         self._arrivals[name] = self._arrivals.get(name, 0) + 1
 
-    def loss_and_backward(self, t, *, training=True):
+    def train_step(self, x, t, step=0):
+        """forward(x, training=True, step=step), then loss_and_backward(t): the mean loss,
+        and the same numbers everywhere, bit for bit. Where self.fused is a node, that
+        dense layer, the softmax, the loss and their gradients run as one kernel
+        (kernels/head.py: one call instead of six)."""
+        if self.fused is None:
+            self.forward(x, training=True, step=step)
+            return self.loss_and_backward(t)
+        self.forward(x, training=True, step=step, skip=self.fused)
+        return self.loss_and_backward(t, fused=True)
+
+    def loss_and_backward(self, t, *, training=True, fused=False):
         """Mean cross-entropy of the batch just run through forward(); fills grads.
-        Walks the forward order in reverse, each node calling its backward kernel."""
+        Walks the forward order in reverse, each node calling its backward kernel.
+        fused: train_step's head kernel computes the logits too (forward skipped them)."""
         v = self.values
         logits_name = self.head.inputs[0]
         B = v[G.INPUT].shape[0]
-        loss = K.softmax_cross_entropy_forward(self.P[:B], self.L[:B], v[logits_name], t)
         self._arrivals.clear()
-        K.softmax_cross_entropy_backward(self._dest(logits_name, B), self.P[:B], t)
-        self._arrived(logits_name, B)
+        if fused:
+            n, l = self.fused, self.layer[self.fused.name]
+            u = n.inputs[0]
+            want = self.needs_grad[u]
+            v[n.name] = z = self.out[n.name][:B]
+            loss = K.head_step(z, self.P[:B], self.L[:B], self.grad[n.name][:B], self._dest(u, B) if want else self._no_dx,
+                               self.dW[l], self.db[l], v[u], self.W[l], self.b[l], t, self.zeros, K.PARTS, want)
+            self._arrived(n.name, B)
+            if want:
+                self._arrived(u, B)
+        else:
+            loss = K.softmax_cross_entropy_forward(self.P[:B], self.L[:B], v[logits_name], t)
+            K.softmax_cross_entropy_backward(self._dest(logits_name, B), self.P[:B], t)
+            self._arrived(logits_name, B)
         for n in reversed(self.order):
-            if n.type == "head" or not self.needs_grad[n.name]:
+            if n.type == "head" or not self.needs_grad[n.name] or (fused and n is self.fused):
                 continue
             dy = self.grad[n.name][:B]
             ins = [i for i in n.inputs if self.needs_grad[i]]

@@ -126,8 +126,9 @@ def build_network(config, inputs, classes):
 
 def kernels_for(config, network, optimizer):
     """The kernels a training run will call: compiled before the first step."""
-    names = ["dense_forward", "dense_backward", "softmax_cross_entropy_forward",
-             "softmax_cross_entropy_backward", optimizer.kernel]
+    names = ["dense_forward", "dense_backward", optimizer.kernel]
+    names += (["head_step"] if network.fused is not None else
+              ["softmax_cross_entropy_forward", "softmax_cross_entropy_backward"])
     if any(n.type == "activation" and n.function in K.ACTIVATIONS for n in network.order):
         names += ["activation_forward", "activation_backward"]
     if any(n.type == "dropout" and n.rate > 0 for n in network.order):
@@ -281,8 +282,7 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
                 np.take(prepared.train_t, order[lo:hi], axis=0, out=t)
             else:  # the book's order: contiguous slices, no copy
                 x, t = prepared.train_x[lo:hi], prepared.train_t[lo:hi]
-            network.forward(x, training=True, step=step_count)
-            loss = network.loss_and_backward(t)
+            loss = network.train_step(x, t, step_count)
             if not math.isfinite(loss):
                 raise Diverged(f"diverged at epoch {epoch}, step {step + 1}: loss is {loss}; "
                                f"first non-finite: {_first_bad_layer(network)}")

@@ -9,7 +9,9 @@ from ._jit import cache_dirs as _cache_dirs
 from .activations import ACTIVATIONS, activation_backward, activation_forward
 from .augment import shift_gather
 from . import dense as _dense
-from .dense import dense_backward, dense_forward
+from .dense import PARTS, dense_backward, dense_forward
+from .dense import TALL_TILES as FUSED_HEAD
+from .head import head_step
 from . import matmul as _matmul
 from .matmul import matmul_nn, matmul_tn
 from .memory import aligned_empty, aligned_zeros
@@ -22,7 +24,7 @@ from .softmax import (cross_entropy, softmax_cross_entropy_backward,
 __all__ = [
     "ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "activation_backward", "activation_forward",
     "adam_step", "aligned_empty", "aligned_zeros", "byte_counts", "cross_entropy", "dense_backward", "dense_forward", "dropout_backward", "matmul_nn", "matmul_tn",
-    "dropout_forward", "lookup_bytes", "max_norm", "momentum_step", "sgd_step", "weight_decay",
+    "dropout_forward", "head_step", "lookup_bytes", "max_norm", "momentum_step", "sgd_step", "weight_decay",
     "softmax_cross_entropy_backward", "softmax_cross_entropy_forward", "softmax_rows", "shift_gather",
 ]
 
@@ -31,7 +33,7 @@ def cache_dirs():
     """Where Numba caches these kernels: beside the sources (kernels/__pycache__) when
     that is writable, else a per-user directory; NUMBA_CACHE_DIR overrides both."""
     return _cache_dirs([activation_backward, activation_forward, adam_step, cross_entropy,
-                        _dense.column_sums, _dense.dense_forward_dot, _dense.dense_forward_tiles, _matmul.matmul,
+                        _dense.column_sums, _dense.dense_forward_dot, _dense.dense_forward_tiles, head_step, _matmul.matmul,
                         dropout_backward, dropout_forward, byte_counts, lookup_bytes,
                         max_norm, momentum_step, sgd_step, weight_decay, softmax_cross_entropy_backward,
                         softmax_cross_entropy_forward, softmax_rows, shift_gather])
@@ -84,6 +86,9 @@ def warmup(dtype, names=None):
         "lookup_bytes": lambda: lookup_bytes(np.empty((2, 3), dtype), np.zeros(256, dtype), np.zeros((2, 3), np.uint8)),
         "shift_gather": lambda: shift_gather(x, np.ones((2, 4), dtype), np.arange(2), np.arange(3), 2, 2, 0.0, 1, 0, 0),
     }
+    if FUSED_HEAD and np.dtype(dtype) == np.float32:  # Network.train_step's head kernel
+        calls["head_step"] = lambda: head_step(y, np.empty_like(y), np.empty(2, dtype), np.empty_like(y), np.empty_like(x),
+                                               np.empty_like(w), np.empty_like(b), x, w, b, t, np.zeros(3, dtype), PARTS, True)
     names = list(calls) if names is None else list(names)
     for name in names:
         calls[name]()

@@ -14,6 +14,8 @@ LLVM IR:
     lane(v, m)            lane m of v, m a constant
     at(row, i)            row[i], without Numba's test for a negative index (i >= 0)
     address(a)            a pointer to a C-contiguous array's first element
+    prefetch(p, j)        ask for the cache line holding p[j] (p a pointer) to be brought
+                          into the core's L2 cache: a hint, no fault and no effect on results
 row is a 1-D C-contiguous float32 or float64 array (a row of a 2-D one: Y[i]) or a
 pointer from address(), and 0 <= j, j + n <= len(row), 0 <= n <= LANES; nothing checks
 this (as Numba without boundscheck). The tiles take pointers: Numba counts references
@@ -89,6 +91,22 @@ def address(typingctx, a):
     def codegen(context, builder, signature, args):
         return context.make_array(signature.args[0])(context, builder, args[0]).data
     return types.CPointer(a.dtype)(a), codegen
+
+
+@intrinsic
+def prefetch(typingctx, p, j):
+    if not (isinstance(p, types.CPointer) and isinstance(j, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i8p = ir.IntType(8).as_pointer()
+        f = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.VoidType(), [i8p, ir.IntType(32), ir.IntType(32), ir.IntType(32)]), "llvm.prefetch.p0")
+        # read, locality 2 (prefetcht1: L2, leaving L1 to the tile's rows), data cache
+        builder.call(f, [builder.bitcast(builder.gep(args[0], [args[1]]), i8p), ir.Constant(ir.IntType(32), 0),
+                         ir.Constant(ir.IntType(32), 2), ir.Constant(ir.IntType(32), 1)])
+        return context.get_dummy_value()
+    return types.none(p, j), codegen
 
 
 @intrinsic(prefer_literal=True)  # n = LANES arrives as a literal: a plain load

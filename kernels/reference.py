@@ -88,6 +88,16 @@ def softmax_cross_entropy_backward(P, T):
     return (P - T) / P.shape[0]
 
 
+def head_step(X, W, b, T):
+    """The classifier head's step (kernels/head.py): returns (Z, P, L, mean loss, dZ, dX,
+    dW, db), the dense layer, softmax and loss twins one after another."""
+    Z = dense_forward(X, W, b)
+    P, L, mean = softmax_cross_entropy_forward(Z, T)
+    dZ = softmax_cross_entropy_backward(P, T)
+    dX, dW, db = dense_backward(dZ, X, W)
+    return Z, P, L, mean, dZ, dX, dW, db
+
+
 def masked_log_loss(Y, y_hat):
     """The book's loss with a masked log: -sum(Y * log(y_hat)) / N, skipping y_hat == 0."""
     return -np.sum(Y * np.ma.log(y_hat)) / Y.shape[0]

@@ -1,0 +1,104 @@
+"""The classifier head in one kernel: the last dense layer, softmax, cross-entropy and
+their gradients, for one training step.
+
+Shapes: B batch, D inputs, K classes.  X[B, D] the last hidden layer, W[K, D], b[K],
+T[B, K] targets; out: Z[B, K] logits, P[B, K] probabilities, L[B] per-row losses,
+dZ[B, K], dW[K, D], db[K], dX[B, D] (skipped when input_grad is false).
+    Z = X Wᵀ + b                              (kernels/dense.py: dense_forward_tiles)
+    P, L, loss = softmax and cross-entropy    (kernels/softmax.py)
+    dZ = (P - T) / B                          (softmax_cross_entropy_backward)
+    dX = dZ W,  dW = dZᵀ X,  db = sum_i dZ[i] (dense_backward)
+The same numbers, bit for bit, as those six kernels one after another (tests/test_head.py
+holds it to them), from one call: every step runs them on a few thousand numbers
+(K = 10), where waking the threads six times and the tiles' fixed costs took longer than
+the arithmetic (b256: 50-55 us -> BENCHMARKS.md). Built from the same tiles and row
+loops as those kernels, so each element is summed in the same order. Float32 on
+AVX-512 CPUs only (dense.TALL_TILES), where dense_forward uses those tiles;
+fastmlp.Network falls back to the separate kernels elsewhere.
+Two parallel loops: the first over shares of the batch (logits, softmax, loss, dZ, dX
+for its rows), the second over tiles of dW, which needs every row's dZ.
+"""
+import math
+
+from numba import prange
+
+from ._jit import kernel
+from ._math import like, vexp
+from ._simd import LANES, address, vfma, vload, vstore
+from .dense import _dot_8x3
+from .matmul import ROWS, _tile_6x16, _tile_6x64
+from .softmax import _mean, _row_loss, _row_max
+
+SHARE = 24  # rows a share of the batch is a multiple of: whole 8-row and 6-row tiles
+
+
+@kernel(parallel=True)
+def head_step(Z, P, L, dZ, dX, dW, db, X, W, b, T, zeros, parts, input_grad):
+    """Logits, softmax, per-row losses and every gradient of the head (module header);
+    returns the mean loss. All arrays C-contiguous float32, shapes as the header, none
+    aliasing another; zeros: at least D zeros. parts: shares of the batch for the first
+    loop (the threads Numba may start: dense.PARTS)."""
+    B, D = X.shape
+    K = W.shape[0]
+    z, p, dz, x, w, bp, t = address(Z), address(P), address(dZ), address(X), address(W), address(b), address(T)
+    dx, dw, zp = address(dX), address(dW), address(zeros)
+    share = -(-B // max(1, parts))
+    share = -(-share // SHARE) * SHARE
+    shares = -(-B // share) if B > 0 else 0
+    for s in prange(shares):
+        lo = s * share
+        hi = min(lo + share, B)
+        # Z = X Wᵀ + b for rows lo..hi: dense_forward_tiles' tiles, rows past hi - 1
+        # repeating it (never another share's rows).
+        for i in range(lo, hi, 8):
+            for j in range(0, K, 3):
+                _dot_8x3(z, K, x, w, bp, D, i, hi - 1, j, K - 1, min(i + 8, hi - 1) * D)
+        # softmax_cross_entropy_forward's passes, over these rows.
+        for i in range(lo, hi):
+            m = _row_max(Z, i)
+            for k in range(K):
+                P[i, k] = Z[i, k] - m
+        for n in range(lo * K, hi * K):
+            p[n] = vexp(p[n])
+        for i in range(lo, hi):
+            total = 0.0
+            for k in range(K):
+                total += P[i, k]
+            inv = 1.0 / total
+            for k in range(K):
+                P[i, k] = P[i, k] * inv
+            L[i] = _row_loss(Z, T, i, _row_max(Z, i), math.log(total))
+        # softmax_cross_entropy_backward's dZ.
+        for n in range(lo * K, hi * K):
+            dz[n] = (p[n] - t[n]) / B
+        # dX = dZ W for these rows: matmul's tiles, as matmul_nn(dX, dZ, W, zeros).
+        if input_grad:
+            for i in range(lo, hi, ROWS):
+                j = 0
+                while j + 64 <= D:
+                    _tile_6x64(dx, dz, K, 1, w, zp, hi, D, i, j, 0, K)
+                    j += 64
+                while j < D:
+                    _tile_6x16(dx, dz, K, 1, w, zp, hi, D, i, j, min(LANES, D - j), 0, K)
+                    j += LANES
+    # dW = dZᵀ X: matmul's tiles, as matmul_tn(dW, dZ, X, zeros); row groups of 6 by
+    # column blocks of 64.
+    groups = -(-K // ROWS)
+    blocks = -(-D // 64)
+    for g in prange(groups * blocks):
+        i = g // blocks * ROWS
+        j0 = g % blocks * 64
+        if j0 + 64 <= D:
+            _tile_6x64(dw, dz, 1, K, x, zp, K, D, i, j0, 0, B)
+        else:
+            for j in range(j0, D, LANES):
+                _tile_6x16(dw, dz, 1, K, x, zp, K, D, i, j, min(LANES, D - j), 0, B)
+    # db: dense.column_sums' order, rows added one after another.
+    one = like(db, 1.0)
+    for j in range(0, K, LANES):
+        n = min(LANES, K - j)
+        acc = vload(dZ[0], j, n) if B > 0 else vload(zeros, 0, n)
+        for i in range(1, B):
+            acc = vfma(one, vload(dZ[i], j, n), acc)
+        vstore(db, j, acc, n)
+    return _mean(L[:B])
