@@ -73,6 +73,15 @@ class Network:
         last = next((n for n in self.dense if n.name == self.head.inputs[0]), None)
         self.fused = last if (last is not None and edges.get(last.name) == 1 and self.dtype == np.float32
                               and K.FUSED_HEAD) else None
+        # ... and the backward pass of the activation just before it, when that activation
+        # feeds this layer alone and is one of the kernels' own (K.ACTIVATIONS).
+        self.fused_act = None
+        if self.fused is not None and self.order.index(self.fused) > 0:
+            a = self.order[self.order.index(self.fused) - 1]
+            if (a.name == self.fused.inputs[0] and a.type == "activation" and edges.get(a.name) == 1
+                    and a.function in K.ACTIVATIONS and a.function not in G.CUSTOM_ACTIVATIONS
+                    and self.needs_grad[a.name]):
+                self.fused_act = a
         self._arrivals = {}
         self.values = {}
 
@@ -173,21 +182,25 @@ class Network:
         B = v[G.INPUT].shape[0]
         self._arrivals.clear()
         if fused:
-            n, l = self.fused, self.layer[self.fused.name]
+            n, l, a = self.fused, self.layer[self.fused.name], self.fused_act
             u = n.inputs[0]
             want = self.needs_grad[u]
             v[n.name] = z = self.out[n.name][:B]
-            loss = K.head_step(z, self.P[:B], self.L[:B], self.grad[n.name][:B], self._dest(u, B) if want else self._no_dx,
-                               self.dW[l], self.db[l], v[u], self.W[l], self.b[l], t, self.zeros, K.PARTS, want)
+            if a is not None:  # dX straight to the activation's input
+                s, kind, dx = v[a.inputs[0]], K.ACTIVATIONS[a.function], self._dest(a.inputs[0], B)
+            else:
+                s, kind, dx = v[u], -1, self._dest(u, B) if want else self._no_dx
+            loss = K.head_step(z, self.P[:B], self.L[:B], self.grad[n.name][:B], dx, self.dW[l], self.db[l],
+                               v[u], self.W[l], self.b[l], t, s, kind, self.zeros, K.PARTS, want)
             self._arrived(n.name, B)
             if want:
-                self._arrived(u, B)
+                self._arrived(a.inputs[0] if a is not None else u, B)
         else:
             loss = K.softmax_cross_entropy_forward(self.P[:B], self.L[:B], v[logits_name], t)
             K.softmax_cross_entropy_backward(self._dest(logits_name, B), self.P[:B], t)
             self._arrived(logits_name, B)
         for n in reversed(self.order):
-            if n.type == "head" or not self.needs_grad[n.name] or (fused and n is self.fused):
+            if n.type == "head" or not self.needs_grad[n.name] or (fused and (n is self.fused or n is self.fused_act)):
                 continue
             dy = self.grad[n.name][:B]
             ins = [i for i in n.inputs if self.needs_grad[i]]

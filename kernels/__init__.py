@@ -88,7 +88,7 @@ def warmup(dtype, names=None):
     }
     if FUSED_HEAD and np.dtype(dtype) == np.float32:  # Network.train_step's head kernel
         calls["head_step"] = lambda: head_step(y, np.empty_like(y), np.empty(2, dtype), np.empty_like(y), np.empty_like(x),
-                                               np.empty_like(w), np.empty_like(b), x, w, b, t, np.zeros(3, dtype), PARTS, True)
+                                               np.empty_like(w), np.empty_like(b), x, w, b, t, x, 1, np.zeros(3, dtype), PARTS, True)
     names = list(calls) if names is None else list(names)
     for name in names:
         calls[name]()

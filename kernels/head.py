@@ -8,8 +8,10 @@ dZ[B, K], dW[K, D], db[K], dX[B, D] (skipped when input_grad is false).
     P, L, loss = softmax and cross-entropy    (kernels/softmax.py)
     dZ = (P - T) / B                          (softmax_cross_entropy_backward)
     dX = dZ W,  dW = dZᵀ X,  db = sum_i dZ[i] (dense_backward)
-The same numbers, bit for bit, as those six kernels one after another (tests/test_head.py
-holds it to them), from one call: every step runs them on a few thousand numbers
+    with kind >= 0: X = f(S) for activation `kind`, and dX becomes the gradient w.r.t.
+    S instead, dX * f'(S)                     (activation_backward, in place)
+The same numbers, bit for bit, as those six or seven kernels one after another
+(tests/test_head.py holds it to them), from one call: every step runs them on a few thousand numbers
 (K = 10), where waking the threads six times and the tiles' fixed costs took longer than
 the arithmetic (b256: 50-55 us -> BENCHMARKS.md). Built from the same tiles and row
 loops as those kernels, so each element is summed in the same order. Float32 on
@@ -23,6 +25,7 @@ import math
 from numba import prange
 
 from ._jit import kernel
+from .activations import _df
 from ._math import like, vexp
 from ._simd import LANES, address, vfma, vload, vstore
 from .dense import _dot_8x3
@@ -33,15 +36,16 @@ SHARE = 24  # rows a share of the batch is a multiple of: whole 8-row and 6-row 
 
 
 @kernel(parallel=True)
-def head_step(Z, P, L, dZ, dX, dW, db, X, W, b, T, zeros, parts, input_grad):
+def head_step(Z, P, L, dZ, dX, dW, db, X, W, b, T, S, kind, zeros, parts, input_grad):
     """Logits, softmax, per-row losses and every gradient of the head (module header);
     returns the mean loss. All arrays C-contiguous float32, shapes as the header, none
-    aliasing another; zeros: at least D zeros. parts: shares of the batch for the first
-    loop (the threads Numba may start: dense.PARTS)."""
+    aliasing another; S[B, D] is read only when kind >= 0 (an ACTIVATIONS code; -1: none).
+    zeros: at least D zeros. parts: shares of the batch for the first loop (the threads
+    Numba may start: dense.PARTS)."""
     B, D = X.shape
     K = W.shape[0]
     z, p, dz, x, w, bp, t = address(Z), address(P), address(dZ), address(X), address(W), address(b), address(T)
-    dx, dw, zp = address(dX), address(dW), address(zeros)
+    dx, dw, zp, sp = address(dX), address(dW), address(zeros), address(S)
     share = -(-B // max(1, parts))
     share = -(-share // SHARE) * SHARE
     shares = -(-B // share) if B > 0 else 0
@@ -81,6 +85,10 @@ def head_step(Z, P, L, dZ, dX, dW, db, X, W, b, T, zeros, parts, input_grad):
                 while j < D:
                     _tile_6x16(dx, dz, K, 1, w, zp, hi, D, i, j, min(LANES, D - j), 0, K)
                     j += LANES
+            # Through the activation, while these rows are in cache.
+            if kind >= 0:
+                for n in range(lo * D, hi * D):
+                    dx[n] = dx[n] * _df(kind, sp[n], x[n])
     # dW = dZᵀ X: matmul's tiles, as matmul_tn(dW, dZ, X, zeros); row groups of 6 by
     # column blocks of 64.
     groups = -(-K // ROWS)

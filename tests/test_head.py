@@ -24,14 +24,14 @@ def _inputs(rng, B, D, K_):
     return X, W, b, T
 
 
-def _call(X, W, b, T, input_grad=True):
+def _call(X, W, b, T, input_grad=True, S=None, kind=-1):
     B, D = X.shape
     K_ = W.shape[0]
     out = dict(Z=np.full((B, K_), np.nan, F32), P=np.full((B, K_), np.nan, F32), L=np.full(B, np.nan, F32),
                dZ=np.full((B, K_), np.nan, F32), dX=np.full((B, D), np.nan, F32),
                dW=np.full((K_, D), np.nan, F32), db=np.full(K_, np.nan, F32))
     loss = K.head_step(out["Z"], out["P"], out["L"], out["dZ"], out["dX"], out["dW"], out["db"],
-                       X, W, b, T, np.zeros(D, F32), K.PARTS, input_grad)
+                       X, W, b, T, X if S is None else S, kind, np.zeros(D, F32), K.PARTS, input_grad)
     return loss, out
 
 
@@ -66,36 +66,62 @@ def test_head_step_gives_the_bits_of_the_six_kernels(B, D, K_, rng):
 
 
 @fused
+@pytest.mark.parametrize("activation", sorted(K.ACTIVATIONS))
+def test_head_step_through_an_activation_gives_the_bits_of_its_backward_kernel(activation, rng):
+    kind = K.ACTIVATIONS[activation]
+    S = rng.standard_normal((45, 70)).astype(F32) * 2
+    X = np.empty_like(S)
+    K.activation_forward(X, S, kind)
+    _, W, b, T = _inputs(rng, 45, 70, 10)
+    _, plain = _call(X, W, b, T)
+    _, through = _call(X, W, b, T, S=S, kind=kind)
+    want = np.empty_like(S)
+    K.activation_backward(want, plain["dX"], S, X, kind)
+    np.testing.assert_array_equal(through["dX"], want)
+    np.testing.assert_array_equal(through["dW"], plain["dW"])
+    assert_close(through["dX"], R.activation_backward(plain["dX"], S, X, activation), F32, **TOL[F32])
+
+
+@fused
 def test_head_step_without_input_gradient_leaves_dx_alone(rng):
     X, W, b, T = _inputs(rng, 30, 40, 10)
     _, out = _call(X, W, b, T, input_grad=False)
     assert np.isnan(out["dX"]).all() and not np.isnan(out["dW"]).any()
 
 
-def _serial(dtype, **kw):
-    return Network.serial([20, 12, 9, 10], ["sigmoid", "shifted_relu"], 33, dtype, "he", 3, **kw)
+def _serial(dtype, last="shifted_relu", **kw):
+    return Network.serial([20, 12, 9, 10], ["sigmoid", last], 33, dtype, "he", 3, **kw)
 
 
 def _graphs():
     skip = (Node("d1", "dense", ("input",), units=8), Node("a1", "activation", ("d1",), function="tanh"),
             Node("d2", "dense", ("a1",), units=8), Node("sum", "add", ("d2", "a1")),
             Node("logits", "dense", ("sum",), units=10), Node("head", "head", ("logits",)))
+    concat = (Node("d1", "dense", ("input",), units=8), Node("a1", "activation", ("d1",), function="tanh"),
+             Node("d2", "dense", ("a1",), units=8), Node("both", "concat", ("d2", "a1")),
+             Node("a2", "activation", ("both",), function="sigmoid"),
+             Node("logits", "dense", ("a2",), units=10), Node("head", "head", ("logits",)))
     split = (Node("a", "dense", ("input",), units=10), Node("b", "dense", ("input",), units=10),
              Node("logits", "add", ("a", "b")), Node("head", "head", ("logits",)))
+    # name: (network, head fused, its activation's backward fused too)
     return {
-        "serial with dropout": (lambda: _serial(F32, input_dropout=0.2, dropout=0.3), True),
-        "no hidden layer": (lambda: Network.serial([20, 10], [], 33, F32, "he", 3), True),
-        "skip connection into the logits layer": (lambda: Network(skip, 20, 10, 33, F32, "glorot", 3), True),
-        "logits from an add node": (lambda: Network(split, 20, 10, 33, F32, "glorot", 3), False),
-        "float64": (lambda: _serial(np.float64), False),
+        "serial, shifted ReLU before the head": (lambda: _serial(F32), True, True),
+        "serial, sigmoid before the head": (lambda: _serial(F32, "sigmoid"), True, True),
+        "serial with dropout": (lambda: _serial(F32, input_dropout=0.2, dropout=0.3), True, False),
+        "no hidden layer": (lambda: Network.serial([20, 10], [], 33, F32, "he", 3), True, False),
+        "skip connection into the logits layer": (lambda: Network(skip, 20, 10, 33, F32, "glorot", 3), True, False),
+        "activation of a concat before the head": (lambda: Network(concat, 20, 10, 33, F32, "glorot", 3), True, True),
+        "logits from an add node": (lambda: Network(split, 20, 10, 33, F32, "glorot", 3), False, False),
+        "float64": (lambda: _serial(np.float64), False, False),
     }
 
 
 @pytest.mark.parametrize("name", list(_graphs()))
 def test_train_step_matches_forward_then_loss_and_backward(name, rng):
-    make, fusable = _graphs()[name]
+    make, fusable, through = _graphs()[name]
     a, b = make(), make()
     assert (b.fused is not None) == (fusable and K.FUSED_HEAD)
+    assert (b.fused_act is not None) == (through and K.FUSED_HEAD)
     x = rng.standard_normal((33, 20)).astype(a.dtype)
     t = np.eye(10, dtype=a.dtype)[rng.integers(0, 10, 33)]
     for step, B in enumerate((33, 33, 17)):  # a short last batch too
