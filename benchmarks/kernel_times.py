@@ -119,8 +119,7 @@ def steps(config, batches, data_dir):
         setattr(module, name, wrapped)
 
     # The products by shape: Y[M, N] = A B with M x K x N.
-    timer(D, "matmul", lambda Y, A, B, b, w, t: f"matmul_{'tn' if t else 'nn'} {Y.shape[0]}x{B.shape[0]}x{B.shape[1]}")
-    timer(D, "column_sums")
+    timer(D, "matmul", lambda Y, A, B, b, w, t, *sums: f"matmul_{'tn' if t else 'nn'} {Y.shape[0]}x{B.shape[0]}x{B.shape[1]}")
     timer(D, "dense_forward", lambda Y, X, W, b: f"dense_forward {X.shape[0]}x{X.shape[1]}x{W.shape[0]}")
     K.dense_forward = D.dense_forward
     for name in ("activation_forward", "activation_backward", "softmax_cross_entropy_forward",

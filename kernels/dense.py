@@ -239,7 +239,6 @@ def dense_backward(dX, dW, db, dY, X, W, zeros, input_grad):
     """
     D = X.shape[1]
     width = tile_columns(dW.dtype)
-    column_sums(db, dY)
-    matmul(dW, dY, X, zeros[:D], width, True)      # dW = dYᵀ X
+    matmul(dW, dY, X, zeros[:D], width, True, db, True)  # dW = dYᵀ X, db = column sums of dY
     if input_grad:
-        matmul(dX, dY, W, zeros[:D], width, False)  # dX = dY W
+        matmul(dX, dY, W, zeros[:D], width, False, db, False)  # dX = dY W

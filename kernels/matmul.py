@@ -18,6 +18,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import host_has_avx512, kernel
+from ._math import like
 from ._simd import LANES, address, at, vfma, vload, vstore
 
 ROWS = 6      # rows of a tile
@@ -109,11 +110,14 @@ def _tile_6x16(y, a, rs, ks, b, bias, M, N, i, j, n, k0, k1):
 
 
 @kernel(parallel=True)
-def matmul(Y, A, B, bias, width, transposed):
+def matmul(Y, A, B, bias, width, transposed, S, sums):
     """Y = bias + A B (transposed false: A[M, K]) or bias + Aᵀ B (transposed true:
     A[K, M]), for B[K, N], in place; all C-contiguous, one dtype, Y not aliasing A, B or
     bias; shapes unchecked (matmul_nn and matmul_tn check them). width: the
-    columns a tile owns, 64 (float32 on AVX-512) or 16; tile_columns(dtype) picks. The
+    columns a tile owns, 64 (float32 on AVX-512) or 16; tile_columns(dtype) picks.
+    With sums true (and transposed true), also S[m] = sum_k A[k, m], k in order, as
+    dense.column_sums(S, A) adds them (same bits): the dense layer's bias gradient
+    without a kernel call of its own; each chunk's first column block adds its rows. The
     tiles read A through a flat view, element (r, k) at r * rs + k * ks, so one compiled
     kernel serves both forms (half the compile time of two).
     An iteration owns a block of `width` columns and CHUNK row groups of Y, and walks
@@ -133,8 +137,16 @@ def matmul(Y, A, B, bias, width, transposed):
     groups = (M + ROWS - 1) // ROWS
     chunks = (groups + CHUNK - 1) // CHUNK
     blocks = (N + width - 1) // width
+    one = like(bias, 1.0)
     for t in prange(blocks * chunks):
         h, c = (t // blocks, t % blocks) if M > N else (t % chunks, t // chunks)
+        if sums and c == 0:
+            for m in range(h * CHUNK * ROWS, min(h * CHUNK * ROWS + CHUNK * ROWS, M), LANES):
+                n = min(LANES, M - m)
+                s = vload(ap, m, n) if K > 0 else vload(bias, 0, 0)
+                for k in range(1, K):
+                    s = vfma(one, vload(ap, k * M + m, n), s)
+                vstore(S, m, s, n)
         j0 = c * width
         j1 = min(j0 + width, N)
         for k0 in range(0, max(K, 1), DEPTH):
@@ -160,10 +172,13 @@ def matmul_nn(Y, A, B, bias, width):
     """Y = bias + A B for A[M, K], B[K, N], in place; all C-contiguous, one dtype; Y must
     not alias A, B or bias."""
     _check(Y, A, B, bias, width, False)
-    matmul(Y, A, B, bias, width, False)
+    matmul(Y, A, B, bias, width, False, bias, False)
 
 
-def matmul_tn(Y, A, B, bias, width):
-    """Y = bias + Aᵀ B for A[K, M], B[K, N], in place; as matmul_nn."""
+def matmul_tn(Y, A, B, bias, width, S=None):
+    """Y = bias + Aᵀ B for A[K, M], B[K, N], in place; as matmul_nn. With S[M] given,
+    also S = the column sums of A (dense.column_sums' order and bits)."""
     _check(Y, A, B, bias, width, True)
-    matmul(Y, A, B, bias, width, True)
+    if S is not None and not (S.ndim == 1 and S.shape[0] == Y.shape[0] and S.dtype == Y.dtype and S.flags.c_contiguous):
+        raise ValueError(f"matmul_tn: S {S.shape} does not fit Y {Y.shape}")
+    matmul(Y, A, B, bias, width, True, bias if S is None else S, S is not None)

@@ -316,3 +316,24 @@ def test_byte_counts_and_lookup_bytes_match_their_references(shape, parts, rng):
         out = np.full(shape, np.nan, dtype)
         K.lookup_bytes(out, table, a)
         assert np.array_equal(out, R.lookup_bytes(table, a))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("R_,C,N", [(0, 5, 3), (1, 1, 1), (7, 17, 30), (256, 100, 784), (256, 10, 100), (3, 1200, 20)])
+def test_matmul_tn_bias_sums_have_the_bits_of_column_sums(dtype, R_, C, N, rng):
+    # dense_backward takes db from the dW product (one kernel call fewer a step): the
+    # same additions as column_sums, for every chunk and task order, all-zero columns of
+    # -0.0 included (their sum is -0.0).
+    from fastmlp.kernels.dense import column_sums
+    A = rng.standard_normal((R_, C)).astype(dtype)
+    A[:, 0] = -0.0
+    X = rng.standard_normal((R_, N)).astype(dtype)
+    want, got = np.full(C, np.nan, dtype), np.full(C, np.nan, dtype)
+    column_sums(want, A)
+    Y, Y2 = np.full((C, N), np.nan, dtype), np.full((C, N), np.nan, dtype)
+    K.matmul_tn(Y, A, X, np.zeros(N, dtype), 16, got)
+    K.matmul_tn(Y2, A, X, np.zeros(N, dtype), 16)
+    assert np.array_equal(got, want) and np.signbit(got[0]) == np.signbit(want[0])
+    assert np.array_equal(Y, Y2)
+    with pytest.raises(ValueError, match="does not fit"):
+        K.matmul_tn(Y, A, X, np.zeros(N, dtype), 16, np.empty(C + 1, dtype))
