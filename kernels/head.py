@@ -32,7 +32,10 @@ from .dense import _dot_8x3
 from .matmul import ROWS, _tile_6x16, _tile_6x64
 from .softmax import _mean, _row_loss, _row_max
 
-SHARE = 24  # rows a share of the batch is a multiple of: whole 8-row and 6-row tiles
+# Rows a share of the batch is a multiple of (whole 8-row logit tiles; the 6-row tiles of
+# dX repeat the share's last row rather than cross into the next share). 24, for whole
+# tiles of both, split a batch of 256 into 144 + 112 rows.
+SHARE = 8
 
 
 @kernel(parallel=True)
