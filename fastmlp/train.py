@@ -129,8 +129,11 @@ def kernels_for(config, network, optimizer):
     names = ["dense_forward", "dense_backward", optimizer.kernel]
     names += (["head_step"] if network.fused is not None else
               ["softmax_cross_entropy_forward", "softmax_cross_entropy_backward"])
-    if any(n.type == "activation" and n.function in K.ACTIVATIONS for n in network.order):
-        names += ["activation_forward", "activation_backward"]
+    acts = [n for n in network.order if n.type == "activation" and n.function in K.ACTIVATIONS]
+    if acts:
+        names.append("activation_forward")
+    if any(n is not network.fused_act for n in acts):  # else the head kernel does it
+        names.append("activation_backward")
     if any(n.type == "dropout" and n.rate > 0 for n in network.order):
         names += ["dropout_forward", "dropout_backward"]
     if config.weight_decay > 0:

@@ -15,15 +15,19 @@ by one prange iteration and summed in a fixed order: results do not depend on th
 count.
 """
 import numpy as np
+import numba
 from numba import prange
 
 from ._jit import FAST, host_has_avx512, kernel
 from ._math import like
 from ._simd import LANES, address, lane, prefetch, vfma, vload, vstore, vsums
-from .matmul import PARTS, matmul, tile_columns
+from .matmul import matmul, tile_columns
 
 TALL_TILES = host_has_avx512()  # dense_forward_tiles for float32
-# dense_forward_tiles splits the units into PARTS shares (kernels/matmul.py).
+# dense_forward_tiles splits the units into this many shares, the most threads Numba may
+# use: with fewer threads running, each takes a contiguous run of shares. (Asking
+# numba.get_num_threads() costs 1.6-4 us a call, and inside a kernel it stops caching.)
+PARTS = numba.config.NUMBA_NUM_THREADS
 BLOCK_BYTES = 1 << 18  # dense_forward_tiles: rows of W a thread runs through the batch with
 
 # dense_forward gives each thread blocks of 16 columns from this many output units on
@@ -235,6 +239,6 @@ def dense_backward(dX, dW, db, dY, X, W, zeros, input_grad):
     """
     D = X.shape[1]
     width = tile_columns(dW.dtype)
-    matmul(dW, dY, X, zeros[:D], width, True, db, True, PARTS)  # dW = dYᵀ X, db = column sums of dY
+    matmul(dW, dY, X, zeros[:D], width, True, db, True)  # dW = dYᵀ X, db = column sums of dY
     if input_grad:
-        matmul(dX, dY, W, zeros[:D], width, False, db, False, PARTS)  # dX = dY W
+        matmul(dX, dY, W, zeros[:D], width, False, db, False)  # dX = dY W

@@ -27,15 +27,48 @@ from numba import prange
 from ._jit import kernel
 from .activations import _df
 from ._math import like, vexp
-from ._simd import LANES, address, vfma, vload, vstore
-from .dense import _dot_8x3
-from .matmul import ROWS, _tile_6x16, _tile_6x64
+from ._simd import LANES, address, lane, vfma, vload, vstore, vsums
+from .matmul import ROWS, _tile_6x16
 from .softmax import _mean, _row_loss, _row_max
 
-# Rows a share of the batch is a multiple of (whole 8-row logit tiles; the 6-row tiles of
+# Rows a share of the batch is a multiple of (the 4-row logit tiles and the 6-row tiles of
 # dX repeat the share's last row rather than cross into the next share). 24, for whole
 # tiles of both, split a batch of 256 into 144 + 112 rows.
 SHARE = 8
+
+
+@kernel(inline="always")
+def _dot_4x2(y, H, x, w, bias, D, i, last_row, j, last_col):
+    """Y[i:i+4, j:j+2] = bias[j:j+2] + X[i:i+4] W[j:j+2]ᵀ: dense._dot_8x3's arithmetic
+    (16 partial sums an element, the last D % 16 masked, vsum's tree, then the bias), so
+    the same bits, in a third of its size: the logits are a few units wide, and the big
+    tile made this kernel's compile time 11 s instead of about 6 s."""
+    r0 = min(i, last_row); r1 = min(i + 1, last_row); r2 = min(i + 2, last_row); r3 = min(i + 3, last_row)
+    x0 = r0 * D; x1 = r1 * D; x2 = r2 * D; x3 = r3 * D
+    j0 = min(j, last_col); j1 = min(j + 1, last_col)
+    w0 = j0 * D; w1 = j1 * D
+    s00 = vload(w, 0, 0); s01 = s00; s10 = s00; s11 = s00; s20 = s00; s21 = s00; s30 = s00; s31 = s00
+    full = D // LANES * LANES
+    for k in range(0, full, LANES):
+        b0 = vload(w, w0 + k, LANES); b1 = vload(w, w1 + k, LANES)
+        a = vload(x, x0 + k, LANES); s00 = vfma(a, b0, s00); s01 = vfma(a, b1, s01)
+        a = vload(x, x1 + k, LANES); s10 = vfma(a, b0, s10); s11 = vfma(a, b1, s11)
+        a = vload(x, x2 + k, LANES); s20 = vfma(a, b0, s20); s21 = vfma(a, b1, s21)
+        a = vload(x, x3 + k, LANES); s30 = vfma(a, b0, s30); s31 = vfma(a, b1, s31)
+    if full < D:  # the last D % 16, masked (as in _dot_8x3)
+        k = full
+        n = D - full
+        b0 = vload(w, w0 + k, n); b1 = vload(w, w1 + k, n)
+        a = vload(x, x0 + k, n); s00 = vfma(a, b0, s00); s01 = vfma(a, b1, s01)
+        a = vload(x, x1 + k, n); s10 = vfma(a, b0, s10); s11 = vfma(a, b1, s11)
+        a = vload(x, x2 + k, n); s20 = vfma(a, b0, s20); s21 = vfma(a, b1, s21)
+        a = vload(x, x3 + k, n); s30 = vfma(a, b0, s30); s31 = vfma(a, b1, s31)
+    r = vsums((s00, s10, s20, s30, s01, s11, s21, s31))
+    c0 = bias[j0]; c1 = bias[j1]
+    y[r0 * H + j0] = c0 + lane(r, 0); y[r0 * H + j1] = c1 + lane(r, 4)
+    y[r1 * H + j0] = c0 + lane(r, 1); y[r1 * H + j1] = c1 + lane(r, 5)
+    y[r2 * H + j0] = c0 + lane(r, 2); y[r2 * H + j1] = c1 + lane(r, 6)
+    y[r3 * H + j0] = c0 + lane(r, 3); y[r3 * H + j1] = c1 + lane(r, 7)
 
 
 @kernel(parallel=True)
@@ -55,11 +88,11 @@ def head_step(Z, P, L, dZ, dX, dW, db, X, W, b, T, S, kind, zeros, parts, input_
     for s in prange(shares):
         lo = s * share
         hi = min(lo + share, B)
-        # Z = X Wᵀ + b for rows lo..hi: dense_forward_tiles' tiles, rows past hi - 1
-        # repeating it (never another share's rows).
-        for i in range(lo, hi, 8):
-            for j in range(0, K, 3):
-                _dot_8x3(z, K, x, w, bp, D, i, hi - 1, j, K - 1, min(i + 8, hi - 1) * D)
+        # Z = X Wᵀ + b for rows lo..hi, dense_forward_tiles' arithmetic in 4x2 tiles; rows
+        # past hi - 1 repeat it (never another share's rows).
+        for i in range(lo, hi, 4):
+            for j in range(0, K, 2):
+                _dot_4x2(z, K, x, w, bp, D, i, hi - 1, j, K - 1)
         # softmax_cross_entropy_forward's passes, over these rows.
         for i in range(lo, hi):
             m = _row_max(Z, i)
@@ -81,13 +114,10 @@ def head_step(Z, P, L, dZ, dX, dW, db, X, W, b, T, S, kind, zeros, parts, input_
         # dX = dZ W for these rows: matmul's tiles, as matmul_nn(dX, dZ, W, zeros).
         if input_grad:
             for i in range(lo, hi, ROWS):
-                j = 0
-                while j + 64 <= D:
-                    _tile_6x64(dx, dz, K, 1, w, zp, hi, D, i, j, 0, K)
-                    j += 64
-                while j < D:
+                # 16 columns a tile only: 6x64 tiles here and in dW below added about
+                # 5 s to this kernel's compile time, for 1-2 us a step.
+                for j in range(0, D, LANES):
                     _tile_6x16(dx, dz, K, 1, w, zp, hi, D, i, j, min(LANES, D - j), 0, K)
-                    j += LANES
             # Through the activation, while these rows are in cache.
             if kind >= 0:
                 for n in range(lo * D, hi * D):
@@ -99,11 +129,8 @@ def head_step(Z, P, L, dZ, dX, dW, db, X, W, b, T, S, kind, zeros, parts, input_
     for g in prange(groups * blocks):
         i = g // blocks * ROWS
         j0 = g % blocks * 64
-        if j0 + 64 <= D:
-            _tile_6x64(dw, dz, 1, K, x, zp, K, D, i, j0, 0, B)
-        else:
-            for j in range(j0, D, LANES):
-                _tile_6x16(dw, dz, 1, K, x, zp, K, D, i, j, min(LANES, D - j), 0, B)
+        for j in range(j0, min(j0 + 64, D), LANES):  # 16 columns a tile (compile time, as dX)
+            _tile_6x16(dw, dz, 1, K, x, zp, K, D, i, j, min(LANES, D - j), 0, B)
     # db: dense.column_sums' order, rows added one after another.
     one = like(db, 1.0)
     for j in range(0, K, LANES):

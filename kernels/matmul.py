@@ -11,10 +11,9 @@ by one row of B: 24 fused multiply-adds on 512-bit registers for a 6 x 64 float3
 (the shape BLAS kernels use on AVX-512). Every element of Y is one sum, bias first, then
 k in order, each step one fused multiply-add, owned by one prange iteration: the result
 does not depend on the thread count, the tile width or the vector width. Columns past
-the last multiple of 16 use partial vectors; rows past the last multiple of 6 repeat the
-last row.
+the last multiple of 16 use partial vectors; rows past the last multiple of 6 one-row
+tiles.
 """
-import numba
 import numpy as np
 from numba import prange
 
@@ -26,10 +25,6 @@ ROWS = 6      # rows of a tile
 CHUNK = 4     # row groups (tiles of 6 rows) an iteration owns
 DEPTH = 64    # k panel: rows of B a chunk's tiles run through before the next panel
 WIDE_TILES = host_has_avx512()
-# Shares of the work a kernel splits a product into: the most threads Numba may use (with
-# fewer running, each takes a contiguous run of shares). Asking numba.get_num_threads()
-# costs 1.6-4 us a call, and inside a kernel it stops caching.
-PARTS = numba.config.NUMBA_NUM_THREADS
 
 
 def tile_columns(dtype):
@@ -114,55 +109,25 @@ def _tile_6x16(y, a, rs, ks, b, bias, M, N, i, j, n, k0, k1):
     vstore(y, r3 * N + j, s3, n); vstore(y, r4 * N + j, s4, n); vstore(y, r5 * N + j, s5, n)
 
 
-@kernel(inline="always")
-def _block(yp, ap, rs, ks, bp, cp, M, N, K, g0, g1, j0, j1):
-    """Y[rows of groups g0..g1, j0:j1] (j1 - j0 <= 64): k in panels of DEPTH, each panel
-    through every row group before the next (its rows of B stay in L1)."""
-    for k0 in range(0, max(K, 1), DEPTH):
-        k1 = min(k0 + DEPTH, K)
-        for g in range(g0, g1):
-            i = g * ROWS
-            if j1 - j0 == 64:
-                _tile_6x64(yp, ap, rs, ks, bp, cp, M, N, i, j0, k0, k1)
-            else:
-                for j in range(j0, j1, LANES):
-                    _tile_6x16(yp, ap, rs, ks, bp, cp, M, N, i, j, min(LANES, j1 - j), k0, k1)
-
-
-@kernel(inline="always")
-def _row_sums(S, ap, bias, M, K, m0, m1):
-    """S[m] = sum_k A[k, m] for m in m0..min(m1, M), for the transposed form's A[K, M]:
-    dense.column_sums' additions, 16 columns at a time."""
-    one = like(bias, 1.0)
-    for m in range(m0, min(m1, M), LANES):
-        n = min(LANES, m1 - m, M - m)
-        s = vload(ap, m, n) if K > 0 else vload(bias, 0, 0)
-        for k in range(1, K):
-            s = vfma(one, vload(ap, k * M + m, n), s)
-        vstore(S, m, s, n)
-
-
 @kernel(parallel=True)
-def matmul(Y, A, B, bias, width, transposed, S, sums, parts):
+def matmul(Y, A, B, bias, width, transposed, S, sums):
     """Y = bias + A B (transposed false: A[M, K]) or bias + Aᵀ B (transposed true:
     A[K, M]), for B[K, N], in place; all C-contiguous, one dtype, Y not aliasing A, B or
     bias; shapes unchecked (matmul_nn and matmul_tn check them). width: the
     columns a tile owns, 64 (float32 on AVX-512) or 16; tile_columns(dtype) picks.
     With sums true (and transposed true), also S[m] = sum_k A[k, m], k in order, as
     dense.column_sums(S, A) adds them (same bits): the dense layer's bias gradient
-    without a kernel call of its own. The tiles read A through a flat view, element
-    (r, k) at r * rs + k * ks, so one compiled kernel serves both forms (half the
-    compile time of two).
-    Each of `parts` iterations (PARTS: one for each thread Numba may start) owns an equal
-    share of Y: where Y has more rows than columns (M > N), a run of row groups, taken
-    CHUNK groups at a time along every block of `width` columns (each thread reads its
-    share of A once); otherwise a run of 16-column vectors, in blocks of `width`, each
-    down every row group (each thread reads its share of B once). Equal shares of the
-    work, not of prange's iterations: dW of the book's first layer as 65 (chunk, block)
-    iterations left one thread 18% less to do. Each block walks k in panels of DEPTH:
-    the panel's rows of B (DEPTH x 64 float32 = 16 kB) stay in the L1 cache while the
-    row groups use them, and the sums wait in Y between panels (stored and reloaded
-    exactly, so the order of the sum does not change)."""
+    without a kernel call of its own; each chunk's first column block adds its rows. The
+    tiles read A through a flat view, element (r, k) at r * rs + k * ks, so one compiled
+    kernel serves both forms (half the compile time of two).
+    An iteration owns a block of `width` columns and CHUNK row groups of Y, and walks
+    k in panels of DEPTH: the panel's rows of B (DEPTH x 64 float32 = 16 kB) stay in
+    the L1 cache while the chunk's row groups use them, and the sums wait in Y between
+    panels (stored and reloaded exactly, so the order of the sum does not change).
+    prange hands each thread a contiguous run of iterations. Where Y has more rows than
+    columns (M > N) they run along a chunk's column blocks, so each thread reads its
+    share of A once; otherwise down a column block's chunks, so each thread reads its
+    share of B once."""
     M = A.shape[1] if transposed else A.shape[0]
     K = B.shape[0]
     N = B.shape[1]
@@ -170,26 +135,29 @@ def matmul(Y, A, B, bias, width, transposed, S, sums, parts):
     rs = 1 if transposed else K   # step between rows of the product's A
     ks = M if transposed else 1   # step along k
     groups = (M + ROWS - 1) // ROWS
-    vectors = (N + LANES - 1) // LANES
-    for p in prange(parts):
-        if M > N:
-            g1 = (p + 1) * groups // parts
-            for h in range(p * groups // parts, g1, CHUNK):
-                if sums:
-                    _row_sums(S, ap, bias, M, K, h * ROWS, min(h + CHUNK, g1) * ROWS)
-                for j0 in range(0, N, width):
-                    _block(yp, ap, rs, ks, bp, cp, M, N, K, h, min(h + CHUNK, g1), j0, min(j0 + width, N))
-        else:
-            start = p * vectors // parts * LANES
-            end = min((p + 1) * vectors // parts * LANES, N)
-            for j0 in range(start, end, width):
-                for h in range(0, groups, CHUNK):
-                    if sums and j0 == start and h // CHUNK % parts == p:  # every parts-th chunk's sums
-                        _row_sums(S, ap, bias, M, K, h * ROWS, (h + CHUNK) * ROWS)
-                    _block(yp, ap, rs, ks, bp, cp, M, N, K, h, min(h + CHUNK, groups), j0, min(j0 + width, end))
-            if sums and start >= end:  # no columns here (more shares than vectors): sums only
-                for h in range(p * CHUNK, groups, parts * CHUNK):
-                    _row_sums(S, ap, bias, M, K, h * ROWS, (h + CHUNK) * ROWS)
+    chunks = (groups + CHUNK - 1) // CHUNK
+    blocks = (N + width - 1) // width
+    one = like(bias, 1.0)
+    for t in prange(blocks * chunks):
+        h, c = (t // blocks, t % blocks) if M > N else (t % chunks, t // chunks)
+        if sums and c == 0:
+            for m in range(h * CHUNK * ROWS, min(h * CHUNK * ROWS + CHUNK * ROWS, M), LANES):
+                n = min(LANES, M - m)
+                s = vload(ap, m, n) if K > 0 else vload(bias, 0, 0)
+                for k in range(1, K):
+                    s = vfma(one, vload(ap, k * M + m, n), s)
+                vstore(S, m, s, n)
+        j0 = c * width
+        j1 = min(j0 + width, N)
+        for k0 in range(0, max(K, 1), DEPTH):
+            k1 = min(k0 + DEPTH, K)
+            for g in range(h * CHUNK, min(h * CHUNK + CHUNK, groups)):
+                i = g * ROWS
+                if j1 - j0 == 64:
+                    _tile_6x64(yp, ap, rs, ks, bp, cp, M, N, i, j0, k0, k1)
+                else:
+                    for j in range(j0, j1, LANES):
+                        _tile_6x16(yp, ap, rs, ks, bp, cp, M, N, i, j, min(LANES, j1 - j), k0, k1)
 
 
 def _check(Y, A, B, bias, width, transposed):
@@ -204,7 +172,7 @@ def matmul_nn(Y, A, B, bias, width):
     """Y = bias + A B for A[M, K], B[K, N], in place; all C-contiguous, one dtype; Y must
     not alias A, B or bias."""
     _check(Y, A, B, bias, width, False)
-    matmul(Y, A, B, bias, width, False, bias, False, PARTS)
+    matmul(Y, A, B, bias, width, False, bias, False)
 
 
 def matmul_tn(Y, A, B, bias, width, S=None):
@@ -213,4 +181,4 @@ def matmul_tn(Y, A, B, bias, width, S=None):
     _check(Y, A, B, bias, width, True)
     if S is not None and not (S.ndim == 1 and S.shape[0] == Y.shape[0] and S.dtype == Y.dtype and S.flags.c_contiguous):
         raise ValueError(f"matmul_tn: S {S.shape} does not fit Y {Y.shape}")
-    matmul(Y, A, B, bias, width, True, bias if S is None else S, S is not None, PARTS)
+    matmul(Y, A, B, bias, width, True, bias if S is None else S, S is not None)

@@ -209,21 +209,3 @@ def test_vsums_gives_each_lane_the_bits_of_vsum(dtype, rng):
     order = [0, 1, 2, 2, 1, 0, 0, 1, 2, 0, 1, 2, 2, 0, 1, 2]
     assert np.array_equal(out[:16], ref[order]) and np.array_equal(out[16:], ref[[2, 0, 1]])
 
-
-@pytest.mark.parametrize("M,Kd,N", [(100, 37, 784), (784, 37, 100), (10, 256, 100), (13, 5, 17), (1, 3, 1)])
-def test_matmul_shares_cover_every_element_once_with_the_same_bits(M, Kd, N, rng):
-    # The kernel splits Y into `parts` equal shares (row groups where M > N, else 16-column
-    # vectors); any number of shares, more than there is work for included, must write
-    # every element, with the bits of one share, and the same column sums.
-    from fastmlp.kernels.matmul import matmul
-    A, B, bias = _operands(M, Kd, N, np.float32, rng)
-    At = np.ascontiguousarray(A.T)  # [K, M]: the transposed form, with sums
-    out = []
-    for parts in (1, 2, 3, 5, 7, 64):
-        Y, S = np.full((M, N), np.nan, np.float32), np.full(M, np.nan, np.float32)
-        matmul(Y, At, B, bias, 64, True, S, True, parts)
-        out.append((Y, S))
-    assert not np.isnan(out[0][0]).any() and not np.isnan(out[0][1]).any()
-    np.testing.assert_allclose(out[0][1], At.sum(axis=0, dtype=np.float64), rtol=1e-5, atol=1e-5)
-    for Y, S in out[1:]:
-        assert np.array_equal(Y, out[0][0]) and np.array_equal(S, out[0][1])
