@@ -4,24 +4,24 @@ their gradients, for one training step.
 Shapes: B batch, D inputs, K classes.  X[B, D] the last hidden layer, W[K, D], b[K],
 T[B, K] targets; out: Z[B, K] logits, P[B, K] probabilities, L[B] per-row losses,
 dZ[B, K], dW[K, D], db[K], dX[B, D] (skipped when input_grad is false).
-    Z = X Wᵀ + b                              (kernels/dense.py: dense_forward_tiles)
-    P, L, loss = softmax and cross-entropy    (kernels/softmax.py)
+    Z = X Wᵀ + b                              (dense_forward)
+    P, L, loss = softmax and cross-entropy    (softmax_cross_entropy_forward)
     dZ = (P - T) / B                          (softmax_cross_entropy_backward)
     dX = dZ W,  dW = dZᵀ X,  db = sum_i dZ[i] (dense_backward)
     with kind >= 0: X = f(S) for activation `kind`, and dX becomes the gradient w.r.t.
     S instead, dX * f'(S)                     (activation_backward, in place)
 The same numbers, bit for bit, as those six or seven kernels one after another
-(tests/test_head.py holds it to them), from one call: every step runs them on a few thousand numbers
-(K = 10), where waking the threads six times and the tiles' fixed costs took longer than
-the arithmetic (b256: 50-55 us -> BENCHMARKS.md). Built from the same tiles and row
-loops as those kernels, so each element is summed in the same order. Float32 on
-AVX-512 CPUs only (dense.TALL_TILES), where dense_forward uses those tiles;
-fastmlp.Network falls back to the separate kernels elsewhere.
+(tests/test_head.py holds it to them), from one call: a step runs them on a few
+thousand numbers (K = 10), where waking the threads six times and the tiles' fixed
+costs took longer than the arithmetic (batch 256: 57 us -> 37 us, BENCHMARKS.md).
+Each element is summed as in those kernels: the logits with the forward tiles'
+arithmetic (16 partial sums, vsum's tree, then the bias) in smaller tiles, the products
+with matmul's tiles, the softmax with its row passes. Float32 on AVX-512 CPUs only
+(dense.TALL_TILES, where dense_forward computes the same way); fastmlp.Network falls
+back to the separate kernels elsewhere.
 Two parallel loops: the first over shares of the batch (logits, softmax, loss, dZ, dX
 for its rows), the second over tiles of dW, which needs every row's dZ.
 """
-import math
-
 from numba import prange
 
 from ._jit import kernel
@@ -29,7 +29,7 @@ from .activations import _df
 from ._math import like, vexp
 from ._simd import LANES, address, lane, vfma, vload, vstore, vsums
 from .matmul import ROWS, _tile_6x16
-from .softmax import _mean, _row_loss, _row_max
+from .softmax import _mean, _normalize_rows, _shift_rows
 
 # Rows a share of the batch is a multiple of (the 4-row logit tiles and the 6-row tiles of
 # dX repeat the share's last row rather than cross into the next share). 24, for whole
@@ -94,20 +94,10 @@ def head_step(Z, P, L, dZ, dX, dW, db, X, W, b, T, S, kind, zeros, parts, input_
             for j in range(0, K, 2):
                 _dot_4x2(z, K, x, w, bp, D, i, hi - 1, j, K - 1)
         # softmax_cross_entropy_forward's passes, over these rows.
-        for i in range(lo, hi):
-            m = _row_max(Z, i)
-            for k in range(K):
-                P[i, k] = Z[i, k] - m
+        _shift_rows(P, Z, lo, hi)
         for n in range(lo * K, hi * K):
             p[n] = vexp(p[n])
-        for i in range(lo, hi):
-            total = 0.0
-            for k in range(K):
-                total += P[i, k]
-            inv = 1.0 / total
-            for k in range(K):
-                P[i, k] = P[i, k] * inv
-            L[i] = _row_loss(Z, T, i, _row_max(Z, i), math.log(total))
+        _normalize_rows(P, L, Z, T, lo, hi)
         # softmax_cross_entropy_backward's dZ.
         for n in range(lo * K, hi * K):
             dz[n] = (p[n] - t[n]) / B

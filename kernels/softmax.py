@@ -54,6 +54,29 @@ def _softmax_row(P, Z, i):
 
 
 @kernel(inline="always")
+def _shift_rows(P, Z, lo, hi):
+    # softmax_cross_entropy_forward's first pass: P[i] = Z[i] - max Z[i], rows lo..hi.
+    for i in range(lo, hi):
+        m = _row_max(Z, i)
+        for k in range(Z.shape[1]):
+            P[i, k] = Z[i, k] - m
+
+
+@kernel(inline="always")
+def _normalize_rows(P, L, Z, T, lo, hi):
+    # Its third pass, rows lo..hi of P holding exps: each divided by their sum (one
+    # division a row), and the row's loss into L[i] from the same sum.
+    for i in range(lo, hi):
+        s = 0.0
+        for k in range(Z.shape[1]):
+            s += P[i, k]
+        inv = 1.0 / s
+        for k in range(Z.shape[1]):
+            P[i, k] = P[i, k] * inv
+        L[i] = _row_loss(Z, T, i, _row_max(Z, i), math.log(s))
+
+
+@kernel(inline="always")
 def _mean(L):
     total = 0.0
     for i in range(L.shape[0]):
@@ -92,21 +115,11 @@ def softmax_cross_entropy_forward(P, L, Z, T):
     pass finds each row's maximum again rather than keeping it in L, so L's dtype never
     rounds it. P must be C-contiguous and must not alias Z."""
     B, K = Z.shape
-    for i in range(B):
-        m = _row_max(Z, i)
-        for k in range(K):
-            P[i, k] = Z[i, k] - m
+    _shift_rows(P, Z, 0, B)
     p = address(P)
     for n in range(B * K):  # one flat run: the vector loop leaves one remainder, not one a row
         p[n] = vexp(p[n])
-    for i in range(B):
-        s = 0.0
-        for k in range(K):
-            s += P[i, k]
-        inv = 1.0 / s
-        for k in range(K):
-            P[i, k] = P[i, k] * inv
-        L[i] = _row_loss(Z, T, i, _row_max(Z, i), math.log(s))
+    _normalize_rows(P, L, Z, T, 0, B)
     return _mean(L[:B])
 
 

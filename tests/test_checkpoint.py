@@ -133,7 +133,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 from click.testing import CliRunner
 
