@@ -5,6 +5,7 @@ import tracemalloc
 
 import numba
 import numpy as np
+import pytest
 
 from fastmlp import TrainConfig, train
 from fastmlp import kernels as K
@@ -13,8 +14,10 @@ from fastmlp.graph import Node
 from fastmlp.network import Network
 
 
-def test_training_steps_allocate_no_arrays():
-    net = Network.serial([784, 64, 32, 10], ["shifted_relu", "relu"], max_batch=128, input_dropout=0.2, dropout=0.5)
+@pytest.mark.parametrize("fused", [True, False])  # train_step, and forward + loss_and_backward
+@pytest.mark.parametrize("dropout", [0.5, 0.0])   # 0: the head takes the last activation too
+def test_training_steps_allocate_no_arrays(fused, dropout):
+    net = Network.serial([784, 64, 32, 10], ["shifted_relu", "relu"], max_batch=128, input_dropout=0.2, dropout=dropout)
     opt = optim.make("adam", net.params.size, net.dtype)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((128, 784)).astype(np.float32)
@@ -22,8 +25,11 @@ def test_training_steps_allocate_no_arrays():
     K.warmup(np.float32)
 
     def step(i):
-        net.forward(x, training=True, step=i)
-        net.loss_and_backward(t)
+        if fused:
+            net.train_step(x, t, i)
+        else:
+            net.forward(x, training=True, step=i)
+            net.loss_and_backward(t)
         opt.step(net.params, net.grads, 1e-3)
 
     step(0)
