@@ -11,8 +11,8 @@ by one row of B: 24 fused multiply-adds on 512-bit registers for a 6 x 64 float3
 (the shape BLAS kernels use on AVX-512). Every element of Y is one sum, bias first, then
 k in order, each step one fused multiply-add, owned by one prange iteration: the result
 does not depend on the thread count, the tile width or the vector width. Columns past
-the last multiple of 16 use partial vectors; rows past the last multiple of 6 one-row
-tiles.
+the last multiple of 16 use partial vectors; rows past the last multiple of 6 repeat the
+last row (computed and stored again, the same bits).
 """
 import numpy as np
 from numba import prange
