@@ -36,7 +36,9 @@ def test_matmul_against_reference_and_same_bits_in_both_forms(dtype, width, M, K
     assert np.array_equal(Y, Yt)
 
 
-@pytest.mark.parametrize("M,N", [(70, 200), (200, 70)])  # both task orders (M < N, M > N)
+# Both task orders (M < N, M > N), and a narrow last block (208 = 3 x 64 + 16) that the
+# kernel moves to the middle of the row of blocks.
+@pytest.mark.parametrize("M,N", [(70, 200), (200, 70), (70, 208)])
 def test_matmul_bits_do_not_depend_on_tile_width_or_threads(M, N, rng):
     import numba
     if numba.config.NUMBA_NUM_THREADS < 2:
