@@ -11,24 +11,23 @@ W holds one row per output unit.
 The forward pass could use the outer-product tiles too, but they need Wᵀ, and copying W
 every step made whole epochs no faster (BENCHMARKS.md, session 4). All arrays are
 C-contiguous and of one dtype (the network's buffers are). Every output element is owned
-by one prange iteration and summed in a fixed order: results do not depend on the thread
-count.
+by one prange iteration or work item (kernels/_share.py) and summed in a fixed order:
+results do not depend on the thread count or on which thread ran what.
 """
 import numpy as np
-import numba
 from numba import prange
 
 from ._jit import FAST, host_has_avx512, kernel
 from ._math import like
 from ._simd import LANES, address, lane, prefetch, vfma, vload, vstore, vsums
+from ._share import COUNTERS, PARTS, SLOT, claim, deal
 from .matmul import matmul, tile_columns
 
 TALL_TILES = host_has_avx512()  # dense_forward_tiles for float32
-# dense_forward_tiles splits the units into this many shares, the most threads Numba may
-# use: with fewer threads running, each takes a contiguous run of shares. (Asking
-# numba.get_num_threads() costs 1.6-4 us a call, and inside a kernel it stops caching.)
-PARTS = numba.config.NUMBA_NUM_THREADS
 BLOCK_BYTES = 1 << 18  # dense_forward_tiles: rows of W a thread runs through the batch with
+# dense_forward_tiles: another thread takes a share's items only while this many are
+# left (it has to bring that share's rows of W to its own core first).
+KEEP_ROWS = 2
 
 # dense_forward gives each thread blocks of 16 columns from this many output units on
 # (a 1200 x 1200 product: 54 -> 89-112 GFLOP/s, BENCHMARKS.md); narrower layers keep
@@ -173,29 +172,43 @@ def _dot_8x3(y, H, x, w, bias, D, i, last_row, j, last_col, ahead):
 
 
 @kernel(parallel=True)
-def dense_forward_tiles(Y, X, W, b, parts):
+def dense_forward_tiles(Y, X, W, b, parts, counters):
     """Y[i, j] = b[j] + sum_k X[i, k] W[j, k], in place, for float32 on AVX-512 CPUs.
     Y must not alias X. Each element is one vector of 16 partial sums (k, k + 16, ...
     in order, one fused multiply-add each, the last 16 masked), added up by vsum's fixed
-    tree (vsums: 16 of them at once), then b[j] added: the bits do not depend on the tile or the thread count.
+    tree (vsums: 16 of them at once), then b[j] added: the bits do not depend on the tile,
+    the thread count or which thread ran it.
     8x3 tiles (24 of the 32 vector registers; the 8 rows of X stay in L1 while W's rows
-    go by). Each of `parts` iterations (dense_forward passes PARTS, one for each thread
-    Numba may start) owns a share of the units (rows of W, columns of Y) and runs through
-    it in blocks of BLOCK_BYTES, each block over the whole batch: a thread reads the same
-    rows of W every step, which mostly stay in its core's cache (the optimizers split
-    the flat parameters into contiguous halves too, nearly the same split for the largest
-    layer). Measured against splitting the batch instead: BENCHMARKS.md, session 5."""
+    go by). Each of `parts` shares (dense_forward passes PARTS, one for each thread
+    Numba may start) owns a run of the units (rows of W, columns of Y), in blocks of
+    BLOCK_BYTES of W; its work items are (block, group of 8 rows), in that order, so a
+    thread runs through the batch with one block of W at a time and reads the same rows
+    of W every step, which mostly stay in its core's cache (the optimizers split the
+    flat parameters into contiguous halves too, nearly the same split for the largest
+    layer; measured against splitting the batch instead: BENCHMARKS.md, session 5).
+    A thread that finishes its share takes items from the end of another while at least
+    KEEP_ROWS are left (kernels/_share.py; counters: make_counters(parts))."""
     B, D = X.shape
     H = W.shape[0]
     y, x, w, bp = address(Y), address(X), address(W), address(b)
-    width = -(-H // max(1, parts))
+    parts = max(1, min(parts, counters.shape[0] // SLOT))
+    width = -(-H // parts)
     width = -(-width // 3) * 3
     block = max(3, BLOCK_BYTES // (4 * max(D, 1)) // 3 * 3)
     shares = -(-H // max(width, 1)) if B > 0 else 0
+    groups = -(-B // 8)
+    for q in range(shares):
+        deal(counters, q, -(-(min(q * width + width, H) - q * width) // block) * groups)
     for p in prange(shares):
-        for j0 in range(p * width, min(p * width + width, H), block):
-            j1 = min(j0 + block, p * width + width, H)
-            for i in range(0, B, 8):
+        for r in range(shares):
+            q = (p + r) % shares
+            while True:
+                t = claim(counters, q, r == 0, KEEP_ROWS)
+                if t < 0:
+                    break
+                j0 = q * width + t // groups * block
+                j1 = min(j0 + block, q * width + width, H)
+                i = t % groups * 8
                 for j in range(j0, j1, 3):
                     # The next 8 rows of X, one a tile, into L2 (a batch sliced from
                     # the training set comes from memory: 12% of this kernel's time)
@@ -227,7 +240,7 @@ def dense_forward(Y, X, W, b):
     if not (Y.flags.c_contiguous and X.flags.c_contiguous and W.flags.c_contiguous and b.flags.c_contiguous):
         raise ValueError("dense_forward: Y, X, W and b must be C-contiguous")
     if TALL_TILES and Y.dtype == np.float32:
-        dense_forward_tiles(Y, X, W, b, PARTS)
+        dense_forward_tiles(Y, X, W, b, PARTS, COUNTERS)
     else:
         dense_forward_dot(Y, X, W, b)
 
@@ -239,6 +252,6 @@ def dense_backward(dX, dW, db, dY, X, W, zeros, input_grad):
     """
     D = X.shape[1]
     width = tile_columns(dW.dtype)
-    matmul(dW, dY, X, zeros[:D], width, True, db, True)  # dW = dYᵀ X, db = column sums of dY
+    matmul(dW, dY, X, zeros[:D], width, True, db, True, PARTS, COUNTERS)  # dW = dYᵀ X, db = column sums of dY
     if input_grad:
-        matmul(dX, dY, W, zeros[:D], width, False, db, False)  # dX = dY W
+        matmul(dX, dY, W, zeros[:D], width, False, db, False, PARTS, COUNTERS)  # dX = dY W

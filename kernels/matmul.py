@@ -9,8 +9,9 @@ A tile owns 6 rows and `width` columns of Y (64: 4 vectors of 16, or 16: one vec
 keeps their sums in registers while k runs over K, each step multiplying 6 numbers of A
 by one row of B: 24 fused multiply-adds on 512-bit registers for a 6 x 64 float32 tile
 (the shape BLAS kernels use on AVX-512). Every element of Y is one sum, bias first, then
-k in order, each step one fused multiply-add, owned by one prange iteration: the result
-does not depend on the thread count, the tile width or the vector width. Columns past
+k in order, each step one fused multiply-add, owned by one work item: the result does
+not depend on the thread count, which thread ran the item, the tile width or the vector
+width. Columns past
 the last multiple of 16 use partial vectors; rows past the last multiple of 6 repeat the
 last row (computed and stored again, the same bits).
 """
@@ -19,6 +20,7 @@ from numba import prange
 
 from ._jit import host_has_avx512, kernel
 from ._math import like
+from ._share import COUNTERS, PARTS, SLOT, claim, deal
 from ._simd import LANES, address, at, vfma, vload, vstore
 
 ROWS = 6      # rows of a tile
@@ -110,7 +112,7 @@ def _tile_6x16(y, a, rs, ks, b, bias, M, N, i, j, n, k0, k1):
 
 
 @kernel(parallel=True)
-def matmul(Y, A, B, bias, width, transposed, S, sums):
+def matmul(Y, A, B, bias, width, transposed, S, sums, parts, counters):
     """Y = bias + A B (transposed false: A[M, K]) or bias + Aᵀ B (transposed true:
     A[K, M]), for B[K, N], in place; all C-contiguous, one dtype, Y not aliasing A, B or
     bias; shapes unchecked (matmul_nn and matmul_tn check them). width: the
@@ -120,13 +122,15 @@ def matmul(Y, A, B, bias, width, transposed, S, sums):
     without a kernel call of its own; each chunk's first column block adds its rows. The
     tiles read A through a flat view, element (r, k) at r * rs + k * ks, so one compiled
     kernel serves both forms (half the compile time of two).
-    An iteration owns a block of `width` columns (one block may be narrower: see
+    A work item owns a block of `width` columns (one block may be narrower: see
     `narrow` below) and CHUNK row groups of Y, and walks
     k in panels of DEPTH: the panel's rows of B (DEPTH x 64 float32 = 16 kB) stay in
     the L1 cache while the chunk's row groups use them, and the sums wait in Y between
     panels (stored and reloaded exactly, so the order of the sum does not change).
-    prange hands each thread a contiguous run of iterations. Where Y has more rows than
-    columns (M > N) they run along a chunk's column blocks, so each thread reads its
+    The items are split into `parts` contiguous shares, one a thread to begin with; a
+    thread that finishes its share takes the last items of the others
+    (kernels/_share.py; counters: make_counters(parts)). Where Y has more rows than
+    columns (M > N) items run along a chunk's column blocks, so each thread reads its
     share of A once; otherwise down a column block's chunks, so each thread reads its
     share of B once."""
     M = A.shape[1] if transposed else A.shape[0]
@@ -139,7 +143,7 @@ def matmul(Y, A, B, bias, width, transposed, S, sums):
     chunks = (groups + CHUNK - 1) // CHUNK
     blocks = (N + width - 1) // width
     # The narrow block (the last N % width columns) goes in the middle of the row of
-    # blocks, where prange's split between two threads falls, rather than at the end,
+    # blocks, where the split between two threads' shares falls, rather than at the end,
     # which gave the second thread less work (dW1 of the book network: 46% of it).
     # Only where it keeps the blocks after it on whole vectors (N % width a multiple of
     # LANES: float32 rows on 64-byte lines), else it stays last.
@@ -147,26 +151,38 @@ def matmul(Y, A, B, bias, width, transposed, S, sums):
     rest = N - full * width
     narrow = full // 2 if (rest > 0 and rest % LANES == 0) else full
     one = like(bias, 1.0)
-    for t in prange(blocks * chunks):
-        h, c = (t // blocks, t % blocks) if M > N else (t % chunks, t // chunks)
-        if sums and c == 0:
-            for m in range(h * CHUNK * ROWS, min(h * CHUNK * ROWS + CHUNK * ROWS, M), LANES):
-                n = min(LANES, M - m)
-                s = vload(ap, m, n) if K > 0 else vload(bias, 0, 0)
-                for k in range(1, K):
-                    s = vfma(one, vload(ap, k * M + m, n), s)
-                vstore(S, m, s, n)
-        j0 = c * width if c <= narrow else (c - 1) * width + rest
-        j1 = min(j0 + (rest if c == narrow else width), N)
-        for k0 in range(0, max(K, 1), DEPTH):
-            k1 = min(k0 + DEPTH, K)
-            for g in range(h * CHUNK, min(h * CHUNK + CHUNK, groups)):
-                i = g * ROWS
-                if j1 - j0 == 64:
-                    _tile_6x64(yp, ap, rs, ks, bp, cp, M, N, i, j0, k0, k1)
-                else:
-                    for j in range(j0, j1, LANES):
-                        _tile_6x16(yp, ap, rs, ks, bp, cp, M, N, i, j, min(LANES, j1 - j), k0, k1)
+    items = blocks * chunks
+    parts = max(1, min(parts, counters.shape[0] // SLOT))
+    share = -(-items // parts)
+    for q in range(parts):
+        deal(counters, q, max(0, min(share, items - q * share)))
+    for p in prange(parts):
+        for r in range(parts):
+            q = (p + r) % parts
+            while True:
+                t = claim(counters, q, r == 0, 1)
+                if t < 0:
+                    break
+                item = q * share + t
+                h, c = (item // blocks, item % blocks) if M > N else (item % chunks, item // chunks)
+                if sums and c == 0:
+                    for m in range(h * CHUNK * ROWS, min(h * CHUNK * ROWS + CHUNK * ROWS, M), LANES):
+                        n = min(LANES, M - m)
+                        s = vload(ap, m, n) if K > 0 else vload(bias, 0, 0)
+                        for k in range(1, K):
+                            s = vfma(one, vload(ap, k * M + m, n), s)
+                        vstore(S, m, s, n)
+                j0 = c * width if c <= narrow else (c - 1) * width + rest
+                j1 = min(j0 + (rest if c == narrow else width), N)
+                for k0 in range(0, max(K, 1), DEPTH):
+                    k1 = min(k0 + DEPTH, K)
+                    for g in range(h * CHUNK, min(h * CHUNK + CHUNK, groups)):
+                        i = g * ROWS
+                        if j1 - j0 == 64:
+                            _tile_6x64(yp, ap, rs, ks, bp, cp, M, N, i, j0, k0, k1)
+                        else:
+                            for j in range(j0, j1, LANES):
+                                _tile_6x16(yp, ap, rs, ks, bp, cp, M, N, i, j, min(LANES, j1 - j), k0, k1)
 
 
 def _check(Y, A, B, bias, width, transposed):
@@ -181,7 +197,7 @@ def matmul_nn(Y, A, B, bias, width):
     """Y = bias + A B for A[M, K], B[K, N], in place; all C-contiguous, one dtype; Y must
     not alias A, B or bias."""
     _check(Y, A, B, bias, width, False)
-    matmul(Y, A, B, bias, width, False, bias, False)
+    matmul(Y, A, B, bias, width, False, bias, False, PARTS, COUNTERS)
 
 
 def matmul_tn(Y, A, B, bias, width, S=None):
@@ -190,4 +206,4 @@ def matmul_tn(Y, A, B, bias, width, S=None):
     _check(Y, A, B, bias, width, True)
     if S is not None and not (S.ndim == 1 and S.shape[0] == Y.shape[0] and S.dtype == Y.dtype and S.flags.c_contiguous):
         raise ValueError(f"matmul_tn: S {S.shape} does not fit Y {Y.shape}")
-    matmul(Y, A, B, bias, width, True, bias if S is None else S, S is not None)
+    matmul(Y, A, B, bias, width, True, bias if S is None else S, S is not None, PARTS, COUNTERS)

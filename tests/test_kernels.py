@@ -251,18 +251,20 @@ def test_dense_forward_tiles_give_each_element_the_same_bits_wherever_it_falls(D
     # batch of one must come out identical: one vector of partial sums, one tree. This
     # fails if a tile sums in another order than the one-element path (e.g. a k split).
     from fastmlp.kernels.dense import dense_forward_tiles
+    from fastmlp.kernels._share import make_counters
+    C = make_counters(3)
     X = rng.standard_normal((70, D)).astype(np.float32)    # 8 full row groups + 6 rows
     W = rng.standard_normal((100, D)).astype(np.float32)   # 33 column tiles + 1 column
     b = rng.standard_normal(100).astype(np.float32)
     Y = np.full((70, 100), np.nan, np.float32)
-    dense_forward_tiles(Y, X, W, b, 2)
+    dense_forward_tiles(Y, X, W, b, 2, C)
     for i in (0, 7, 63, 64, 69):
         y = np.full((1, 100), np.nan, np.float32)
-        dense_forward_tiles(y, X[i:i + 1], W, b, 1)          # a batch of one: leftovers only
+        dense_forward_tiles(y, X[i:i + 1], W, b, 1, C)       # a batch of one: leftovers only
         assert np.array_equal(y[0], Y[i]), i
     for j in (0, 2, 98, 99):
         y = np.full((70, 1), np.nan, np.float32)
-        dense_forward_tiles(y, X, W[j:j + 1], b[j:j + 1], 3)  # one unit: leftover columns only
+        dense_forward_tiles(y, X, W[j:j + 1], b[j:j + 1], 3, C)  # one unit: leftover columns only
         assert np.array_equal(y[:, 0], Y[:, j]), j
     assert_close(Y, R.dense_forward(X, W, b), np.float32, **_scaled(TOL[np.float32], D))
 
