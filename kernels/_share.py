@@ -9,9 +9,10 @@ share and runs
         for r in range(P):
             q = (p + r) % P                  # its own share first, then the others
             while True:
-                t = claim(counters, q, r == 0, keep)
-                if t < 0: break
-                ... item t of share q ...
+                t0, t1 = claim(counters, q, r == 0, keep)
+                if t0 >= t1: break
+                for t in range(t0, t1):
+                    ... item t of share q ...
 An item computes the same numbers whichever thread runs it (each output element belongs
 to one item, summed in a fixed order inside it): results never depend on who took what.
 
@@ -22,9 +23,10 @@ network, batch 256: the worker's half of the forward product 233 us against 172 
 the main thread's, BENCHMARKS.md, session 7).
 
 Each share's counter packs two item numbers: the next item from the front (low 32 bits;
-the owner takes it and adds 1) and one past the last from the back (high 32 bits;
-another thread takes back - 1 and subtracts 1 << 32). Both are one atomic add, so an
-item is taken exactly once: whoever's add sees front >= back finds the share empty.
+the owner takes n items from there by adding n) and one past the last from the back
+(high 32 bits; another thread takes the n before it by subtracting n << 32). Both are
+one atomic add, so an item is taken exactly once: each side's items stop where it saw
+the other side, and whoever's add sees front >= back finds the share empty.
 `keep`: another thread only takes an item while at least that many are left (an item
 taken away must bring its operands to the other core: for the forward product, a
 thread's rows of W).
@@ -92,15 +94,22 @@ def deal(counters, q, items):
 
 @kernel(inline="always")
 def claim(counters, q, own, keep):
-    """The next item of share q: from the front for its own thread (own true), else
-    from the back, and only while at least `keep` are left; -1 when there is none."""
-    if not own:
-        now = peek(counters, SLOT * q)
-        if (now >> 32) - (now & _FRONT) < keep:
-            return -1
-    old = fetch_add(counters, SLOT * q, 1 if own else -(1 << 32))
-    front = old & _FRONT
+    """The next items t0 .. t1 - 1 of share q (t0 >= t1: none left). Its own thread takes
+    them from the front, a quarter of what is left at a time (one at the end), so that
+    it touches the counter a few times per call rather than once per item; another
+    thread takes half of what is left from the back, and only while at least `keep` are
+    left (each time one thread touches the other's counter, that cache line has to
+    travel between the cores)."""
+    now = peek(counters, SLOT * q)
+    left = (now >> 32) - (now & _FRONT)
+    if own:
+        bite = max(1, left // 4)
+        old = fetch_add(counters, SLOT * q, bite)
+        front = old & _FRONT
+        return front, min(front + bite, old >> 32)
+    if left < keep:
+        return 0, 0
+    bite = max(1, left // 2)
+    old = fetch_add(counters, SLOT * q, -(bite << 32))
     back = old >> 32
-    if front >= back:
-        return -1
-    return front if own else back - 1
+    return max(old & _FRONT, back - bite), back

@@ -203,17 +203,18 @@ def dense_forward_tiles(Y, X, W, b, parts, counters):
         for r in range(shares):
             q = (p + r) % shares
             while True:
-                t = claim(counters, q, r == 0, KEEP_ROWS)
-                if t < 0:
+                t0, t1 = claim(counters, q, r == 0, KEEP_ROWS)
+                if t0 >= t1:
                     break
-                j0 = q * width + t // groups * block
-                j1 = min(j0 + block, q * width + width, H)
-                i = t % groups * 8
-                for j in range(j0, j1, 3):
-                    # The next 8 rows of X, one a tile, into L2 (a batch sliced from
-                    # the training set comes from memory: 12% of this kernel's time)
-                    ahead = min(i + 8 + (j - j0) // 3 % 8, B - 1) * D
-                    _dot_8x3(y, H, x, w, bp, D, i, B - 1, j, j1 - 1, ahead)
+                for t in range(t0, t1):
+                    j0 = q * width + t // groups * block
+                    j1 = min(j0 + block, q * width + width, H)
+                    i = t % groups * 8
+                    for j in range(j0, j1, 3):
+                        # The next 8 rows of X, one a tile, into L2 (a batch sliced from
+                        # the training set comes from memory: 12% of this kernel's time)
+                        ahead = min(i + 8 + (j - j0) // 3 % 8, B - 1) * D
+                        _dot_8x3(y, H, x, w, bp, D, i, B - 1, j, j1 - 1, ahead)
 
 
 @kernel(parallel=True, fastmath=FAST)

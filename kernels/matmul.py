@@ -160,29 +160,30 @@ def matmul(Y, A, B, bias, width, transposed, S, sums, parts, counters):
         for r in range(parts):
             q = (p + r) % parts
             while True:
-                t = claim(counters, q, r == 0, 1)
-                if t < 0:
+                t0, t1 = claim(counters, q, r == 0, 1)
+                if t0 >= t1:
                     break
-                item = q * share + t
-                h, c = (item // blocks, item % blocks) if M > N else (item % chunks, item // chunks)
-                if sums and c == 0:
-                    for m in range(h * CHUNK * ROWS, min(h * CHUNK * ROWS + CHUNK * ROWS, M), LANES):
-                        n = min(LANES, M - m)
-                        s = vload(ap, m, n) if K > 0 else vload(bias, 0, 0)
-                        for k in range(1, K):
-                            s = vfma(one, vload(ap, k * M + m, n), s)
-                        vstore(S, m, s, n)
-                j0 = c * width if c <= narrow else (c - 1) * width + rest
-                j1 = min(j0 + (rest if c == narrow else width), N)
-                for k0 in range(0, max(K, 1), DEPTH):
-                    k1 = min(k0 + DEPTH, K)
-                    for g in range(h * CHUNK, min(h * CHUNK + CHUNK, groups)):
-                        i = g * ROWS
-                        if j1 - j0 == 64:
-                            _tile_6x64(yp, ap, rs, ks, bp, cp, M, N, i, j0, k0, k1)
-                        else:
-                            for j in range(j0, j1, LANES):
-                                _tile_6x16(yp, ap, rs, ks, bp, cp, M, N, i, j, min(LANES, j1 - j), k0, k1)
+                for t in range(t0, t1):
+                    item = q * share + t
+                    h, c = (item // blocks, item % blocks) if M > N else (item % chunks, item // chunks)
+                    if sums and c == 0:
+                        for m in range(h * CHUNK * ROWS, min(h * CHUNK * ROWS + CHUNK * ROWS, M), LANES):
+                            n = min(LANES, M - m)
+                            s = vload(ap, m, n) if K > 0 else vload(bias, 0, 0)
+                            for k in range(1, K):
+                                s = vfma(one, vload(ap, k * M + m, n), s)
+                            vstore(S, m, s, n)
+                    j0 = c * width if c <= narrow else (c - 1) * width + rest
+                    j1 = min(j0 + (rest if c == narrow else width), N)
+                    for k0 in range(0, max(K, 1), DEPTH):
+                        k1 = min(k0 + DEPTH, K)
+                        for g in range(h * CHUNK, min(h * CHUNK + CHUNK, groups)):
+                            i = g * ROWS
+                            if j1 - j0 == 64:
+                                _tile_6x64(yp, ap, rs, ks, bp, cp, M, N, i, j0, k0, k1)
+                            else:
+                                for j in range(j0, j1, LANES):
+                                    _tile_6x16(yp, ap, rs, ks, bp, cp, M, N, i, j, min(LANES, j1 - j), k0, k1)
 
 
 def _check(Y, A, B, bias, width, transposed):

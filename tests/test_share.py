@@ -12,18 +12,27 @@ from fastmlp.kernels._share import SLOT, claim, deal, make_counters
 
 @njit
 def _sequence(counters):
-    """One share of 5 items: the owner takes from the front, another thread from the back
+    """One share of 5 items, then one of 40: the owner takes from the front (a quarter of
+    what is left, at least one), another thread half of what is left from the back
     while at least `keep` are left."""
     deal(counters, 0, 5)
-    return (claim(counters, 0, True, 1), claim(counters, 0, True, 1),   # 0, 1
-            claim(counters, 0, False, 1), claim(counters, 0, False, 2),  # 4, 3
-            claim(counters, 0, False, 2),                                # 1 left < keep 2: -1
-            claim(counters, 0, True, 1), claim(counters, 0, True, 1),    # 2, then none: -1
-            claim(counters, 0, False, 1))                                # none: -1
+    small = (claim(counters, 0, True, 1), claim(counters, 0, True, 1),    # 0, 1
+             claim(counters, 0, False, 2),                                # 3 left: 4
+             claim(counters, 0, False, 3),                                # 2 left < keep 3: none
+             claim(counters, 0, False, 1),                                # 2 left: 3
+             claim(counters, 0, True, 1), claim(counters, 0, True, 1),    # 2, then none
+             claim(counters, 0, False, 1))                                # none
+    deal(counters, 0, 40)
+    big = (claim(counters, 0, True, 1), claim(counters, 0, False, 1),    # 0..9, 30 left: 25..39
+           claim(counters, 0, True, 1), claim(counters, 0, False, 1))    # 15 left: 10..12, 12 left: 19..24
+    return small, big
 
 
 def test_claim_takes_the_front_for_the_owner_and_the_back_for_others():
-    assert _sequence(make_counters(1)) == (0, 1, 4, 3, -1, 2, -1, -1)
+    small, big = _sequence(make_counters(1))
+    ranges = [(t0, t1) if t1 > t0 else None for t0, t1 in small]
+    assert ranges == [(0, 1), (1, 2), (4, 5), None, (3, 4), (2, 3), None, None]
+    assert big == ((0, 10), (25, 40), (10, 13), (19, 25))
 
 
 @njit(parallel=True)
@@ -34,11 +43,12 @@ def _take_all(taken_by, per_thread, counters, parts, items):
         for r in range(parts):
             q = (p + r) % parts
             while True:
-                t = claim(counters, q, r == 0, 1)
-                if t < 0:
+                t0, t1 = claim(counters, q, r == 0, 1)
+                if t0 >= t1:
                     break
-                taken_by[q, t] = p + 1
-                per_thread[p * SLOT] += 1
+                for t in range(t0, t1):
+                    taken_by[q, t] = p + 1
+                    per_thread[p * SLOT] += 1
 
 
 @pytest.mark.parametrize("parts", [2, 3, 7])
