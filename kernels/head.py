@@ -113,12 +113,14 @@ def head_step(Z, P, L, dZ, dX, dW, db, X, W, b, T, S, kind, zeros, parts, input_
                 for n in range(lo * D, hi * D):
                     dx[n] = dx[n] * _df(kind, sp[n], x[n])
     # dW = dZᵀ X: matmul's tiles, as matmul_tn(dW, dZ, X, zeros); row groups of 6 by
-    # column blocks of 64.
+    # column blocks of 64, a block's groups one after the other, so that a thread reads
+    # only its blocks' columns of X (written by both threads in the loop above), and reads
+    # them for the second group from its L1 cache.
     groups = -(-K // ROWS)
     blocks = -(-D // 64)
     for g in prange(groups * blocks):
-        i = g // blocks * ROWS
-        j0 = g % blocks * 64
+        i = g % groups * ROWS
+        j0 = g // groups * 64
         for j in range(j0, min(j0 + 64, D), LANES):  # 16 columns a tile (compile time, as dX)
             _tile_6x16(dw, dz, 1, K, x, zp, K, D, i, j, min(LANES, D - j), 0, B)
     # db: dense.column_sums' order, rows added one after another.
