@@ -110,7 +110,7 @@ def main():
         same = bool((nets["old"].params.view("int32") == nets["new"].params.view("int32")).all())
     per_epoch = 60000 / (block * bs)
     ratios = [o / n for o, n in zip(times["old"], times["new"])]
-    q = statistics.quantiles(ratios, n=4)
+    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
     print(f"{args.config}, one process, {args.rounds} rounds of {block} steps each; seconds per 60,000-sample epoch")
     for side, rev in (("old", args.old), ("new", args.new)):
         print(f"  {side} ({rev}): median {statistics.median(times[side]) * per_epoch:.3f} s")

@@ -71,3 +71,15 @@ def test_ab_commits_times_two_versions(mnist_dir):
     bad = subprocess.run([sys.executable, script, "no-such-revision", "--rounds", "1", "--steps", "2"],
                          capture_output=True, text=True, env=env)
     assert bad.returncode != 0
+
+
+def test_ab_inprocess_times_two_versions_in_one_process(mnist_dir):
+    # HEAD against the working tree, in one process under two package names: the script
+    # runs end to end, and the two networks (same code in a clean checkout, or code that
+    # keeps the bits) end bit-identical.
+    script = os.path.join(BENCH, "ab_inprocess.py")
+    env = {**os.environ, "FASTMLP_DATA_DIR": mnist_dir}
+    out = subprocess.run([sys.executable, script, "HEAD", ".", "--config", "book-b32", "--rounds", "2", "--block", "3"],
+                         check=True, capture_output=True, text=True, env=env)
+    assert "old (HEAD): median" in out.stdout and "new (.): median" in out.stdout and "old / new" in out.stdout
+    assert "weights after the last round: bit-identical" in out.stdout
