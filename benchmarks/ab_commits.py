@@ -78,13 +78,19 @@ def export(rev, into):
     return site
 
 
-def main():
+def revision_arguments(rounds):
+    """The arguments both A/B scripts take: OLD [NEW], --config, --rounds."""
     ap = argparse.ArgumentParser()
     ap.add_argument("old")
     ap.add_argument("new", nargs="?", default=".")
     ap.add_argument("--config", default="book-b256",
                     choices=["book-b32", "book-b64", "book-b128", "book-b256", "deep-b128"])
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=rounds)
+    return ap
+
+
+def main():
+    ap = revision_arguments(7)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--data-dir", default="")
     args = ap.parse_args()

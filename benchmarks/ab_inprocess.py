@@ -18,7 +18,6 @@ neighbouring blocks is far steadier here than across processes (ab_commits.py), 
 wait seconds apart. Data: FASTMLP_DATA_DIR or --data-dir. No figure here is asserted by a
 test.
 """
-import argparse
 import importlib
 import os
 import re
@@ -30,7 +29,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ab_commits import export  # noqa: E402  (the same export of a revision)
+from ab_commits import export, revision_arguments  # noqa: E402  (the same export and arguments)
 
 
 def renamed(rev, into, name):
@@ -50,12 +49,7 @@ def renamed(rev, into, name):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("old")
-    ap.add_argument("new", nargs="?", default=".")
-    ap.add_argument("--config", default="book-b256",
-                    choices=["book-b32", "book-b64", "book-b128", "book-b256", "deep-b128"])
-    ap.add_argument("--rounds", type=int, default=30)
+    ap = revision_arguments(30)
     ap.add_argument("--block", type=int, default=None, help="steps of each version a round (default: a fifth "
                     "of an epoch for the book network, 10 for the deep one)")
     ap.add_argument("--data-dir", default=None)
