@@ -2,7 +2,7 @@
 starts on its own share of the work and, when it runs out, takes the last items of the
 shares that are still running.
 
-Shapes: P shares (dense.PARTS, one for each thread Numba may start); counters[SLOT * P]
+Shapes: P shares (PARTS below: one for each thread Numba may start); counters[SLOT * P]
 int64, one cache line a share. A kernel numbers its work items 0, 1, ... within each
 share and runs
     for p in prange(P):                      # share p starts on its own thread
