@@ -97,3 +97,17 @@ def test_products_give_the_same_bits_however_the_work_is_shared(parts, rng):
         Y = np.full_like(ref_Y, np.nan)
         dense.dense_forward_tiles(Y, X, W, b, parts, C)
         assert np.array_equal(Y.view(np.int32), ref_Y.view(np.int32))
+
+
+def test_more_shares_than_counters_fall_back_to_the_counters_there_are(rng):
+    # A kernel never reads past its counters: asked for 4 shares with counters for 2, it
+    # runs 2 (same bits as 1).
+    A = rng.standard_normal((40, 30)).astype(np.float32)
+    B = rng.standard_normal((40, 200)).astype(np.float32)
+    bias = np.zeros(200, np.float32)
+    width = tile_columns(np.float32)
+    ref = np.empty((30, 200), np.float32)
+    dense.matmul(ref, A, B, bias, width, True, bias, False, 1, make_counters(1))
+    Y = np.full_like(ref, np.nan)
+    dense.matmul(Y, A, B, bias, width, True, bias, False, 4, make_counters(2))
+    assert np.array_equal(Y.view(np.int32), ref.view(np.int32))
