@@ -31,6 +31,8 @@ the other side, and whoever's add sees front >= back finds the share empty.
 taken away must bring its operands to the other core: for the forward product, a
 thread's rows of W).
 """
+import threading
+
 import numba
 import numpy as np
 from numba import types
@@ -52,9 +54,18 @@ def make_counters(parts):
     return aligned_zeros(SLOT * max(1, int(parts)), np.int64)
 
 
-# The counters the kernels' wrappers pass. Kernels run one at a time (they hold the GIL),
-# so one set serves them all.
-COUNTERS = make_counters(PARTS)
+_local = threading.local()
+
+
+def counters():
+    """The counters the kernels' wrappers pass: one set for each Python thread, made on its
+    first call. Parallel kernels release the GIL, so two Python threads (a Dask worker's
+    threads, for one) can be inside kernels at once; with one shared set they would take
+    each other's items and leave parts of an output unwritten."""
+    c = getattr(_local, "counters", None)
+    if c is None:
+        c = _local.counters = make_counters(PARTS)
+    return c
 
 
 def _is_counters(a):

@@ -20,7 +20,7 @@ from numba import prange
 from ._jit import FAST, host_has_avx512, kernel
 from ._math import like
 from ._simd import LANES, address, lane, prefetch, vfma, vload, vstore, vsums
-from ._share import COUNTERS, PARTS, SLOT, claim, deal
+from ._share import PARTS, SLOT, claim, counters, deal
 from .matmul import matmul, tile_columns
 
 TALL_TILES = host_has_avx512()  # dense_forward_tiles for float32
@@ -241,7 +241,7 @@ def dense_forward(Y, X, W, b):
     if not (Y.flags.c_contiguous and X.flags.c_contiguous and W.flags.c_contiguous and b.flags.c_contiguous):
         raise ValueError("dense_forward: Y, X, W and b must be C-contiguous")
     if TALL_TILES and Y.dtype == np.float32:
-        dense_forward_tiles(Y, X, W, b, PARTS, COUNTERS)
+        dense_forward_tiles(Y, X, W, b, PARTS, counters())
     else:
         dense_forward_dot(Y, X, W, b)
 
@@ -253,6 +253,6 @@ def dense_backward(dX, dW, db, dY, X, W, zeros, input_grad):
     """
     D = X.shape[1]
     width = tile_columns(dW.dtype)
-    matmul(dW, dY, X, zeros[:D], width, True, db, True, PARTS, COUNTERS)  # dW = dYᵀ X, db = column sums of dY
+    matmul(dW, dY, X, zeros[:D], width, True, db, True, PARTS, counters())  # dW = dYᵀ X, db = column sums of dY
     if input_grad:
-        matmul(dX, dY, W, zeros[:D], width, False, db, False, PARTS, COUNTERS)  # dX = dY W
+        matmul(dX, dY, W, zeros[:D], width, False, db, False, PARTS, counters())  # dX = dY W

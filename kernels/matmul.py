@@ -20,7 +20,7 @@ from numba import prange
 
 from ._jit import host_has_avx512, kernel
 from ._math import like
-from ._share import COUNTERS, PARTS, SLOT, claim, deal
+from ._share import PARTS, SLOT, claim, counters, deal
 from ._simd import LANES, address, at, vfma, vload, vstore
 
 ROWS = 6      # rows of a tile
@@ -198,7 +198,7 @@ def matmul_nn(Y, A, B, bias, width):
     """Y = bias + A B for A[M, K], B[K, N], in place; all C-contiguous, one dtype; Y must
     not alias A, B or bias."""
     _check(Y, A, B, bias, width, False)
-    matmul(Y, A, B, bias, width, False, bias, False, PARTS, COUNTERS)
+    matmul(Y, A, B, bias, width, False, bias, False, PARTS, counters())
 
 
 def matmul_tn(Y, A, B, bias, width, S=None):
@@ -207,4 +207,4 @@ def matmul_tn(Y, A, B, bias, width, S=None):
     _check(Y, A, B, bias, width, True)
     if S is not None and not (S.ndim == 1 and S.shape[0] == Y.shape[0] and S.dtype == Y.dtype and S.flags.c_contiguous):
         raise ValueError(f"matmul_tn: S {S.shape} does not fit Y {Y.shape}")
-    matmul(Y, A, B, bias, width, True, bias if S is None else S, S is not None, PARTS, COUNTERS)
+    matmul(Y, A, B, bias, width, True, bias if S is None else S, S is not None, PARTS, counters())

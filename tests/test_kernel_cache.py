@@ -85,7 +85,7 @@ def test_every_parallel_kernel_compiles_to_a_parallel_loop(tmp_path):
               "from fastmlp.kernels import dense, matmul\n"
               "x = np.ones((9, 20), np.float32)\n"
               "dense.dense_forward_tiles(np.empty((9, 5), np.float32), x, np.ones((5, 20), np.float32),"
-              " np.zeros(5, np.float32), 2, dense.COUNTERS)\n"
+              " np.zeros(5, np.float32), 2, dense.counters())\n"
               "print('ok')\n")
     env = {**os.environ, "FASTMLP_NUMBA_CACHE": "0"}
     out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True)

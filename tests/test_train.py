@@ -31,3 +31,26 @@ def test_same_seed_same_bits_and_thread_count_does_not_matter(mnist):
     assert np.array_equal(a.params, b.params)
     d, _ = train(TrainConfig(**{**base, "seed": 8}), mnist)
     assert not np.array_equal(a.params, d.params)
+
+
+def test_networks_trained_side_by_side_in_python_threads_keep_their_bits(mnist):
+    # Parallel kernels release the GIL, so a Dask worker's threads (or a user's) can be inside
+    # kernels at once; each Python thread has its own work-sharing counters (kernels/_share.py).
+    # With one shared set, threads took each other's items and outputs were left unwritten
+    # (CI, session 7: a sweep run diverged with NaN at its first step).
+    import threading
+    configs = [TrainConfig(hidden=(64,), epochs=1, batch_size=b, lr=0.5, limit=2400, seed=s)
+               for s, b in ((1, 64), (2, 256))]
+    alone = [train(c, mnist)[0].params for c in configs]
+    for _ in range(5):
+        together = [None] * len(configs)
+
+        def run(i):
+            together[i] = train(configs[i], mnist)[0].params
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(configs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for i, p in enumerate(together):
+            assert p is not None and np.array_equal(p, alone[i]), configs[i]
