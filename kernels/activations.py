@@ -4,7 +4,7 @@ Shapes: B batch, H units.  Z[B, H] pre-activation, A[B, H] = f(Z), dA / dZ alike
 
 To add an activation: write its scalar f(z) and df(z, a) (a = f(z), so sigmoid and
 tanh can reuse their output), give it the next code in ACTIVATIONS, add one branch to
-_f and one to _df, and add its NumPy twin to reference.py. Tests and the CLI's
+_f and one line and one choice to _df, and add its NumPy twin to reference.py. Tests and the CLI's
 --activation choices read ACTIVATIONS.
 
 Edges: NaN in gives NaN out for every f, so divergence reaches the loss check. The
@@ -47,15 +47,15 @@ def _f(kind, z):
 
 @kernel(inline="always")
 def _df(kind, z, a):
-    if kind == 1:
-        return a * (1.0 - a)
-    if kind == 2:
-        return 1.0 - a * a
-    if kind == 3:
-        return 1.0 if z > 0.0 else 0.0
-    if kind == 4:
-        return 1.0 if z > -1.0 else 0.0
-    return 1.0
+    # Every kind's derivative is computed, then the one for `kind` chosen: that keeps a
+    # loop over elements a vector loop (with one branch a kind, LLVM kept the loops of
+    # activation_backward and head_step scalar: 128 x 1200 shifted ReLU 42 -> 21 us, same
+    # bits). A new kind adds its line and one "dN if kind == N else" to the choice.
+    d1 = a * (1.0 - a)
+    d2 = 1.0 - a * a
+    d3 = 1.0 if z > 0.0 else 0.0
+    d4 = 1.0 if z > -1.0 else 0.0
+    return d1 if kind == 1 else d2 if kind == 2 else d3 if kind == 3 else d4 if kind == 4 else 1.0
 
 
 @kernel(parallel=True)
