@@ -89,6 +89,12 @@ def isolated(repeats):
     numba.set_num_threads(1)
     rows.append(("  the same on 1 thread", timed(lambda: K.activation_forward(Ha, H, sigmoid), repeats)))
     numba.set_num_threads(threads)
+    dH, Ha2 = rng.standard_normal((256, 100)).astype(f32), np.empty_like(H)  # dZ apart from dA: no shrinking to subnormals
+    rows.append(("activation_backward sigmoid 256x100", timed(lambda: K.activation_backward(Ha2, dH, H, Ha, sigmoid), repeats)))
+    G = rng.standard_normal((128, 1200)).astype(f32)
+    dG, G2 = rng.standard_normal((128, 1200)).astype(f32), np.empty_like(G)
+    shifted = K.ACTIVATIONS["shifted_relu"]
+    rows.append(("activation_backward shifted_relu 128x1200", timed(lambda: K.activation_backward(G2, dG, G, G, shifted), repeats)))
     p = rng.standard_normal(2_395_210).astype(f32)
     m, v, g = np.zeros_like(p), np.zeros_like(p), rng.standard_normal(p.size).astype(f32)
     rows.append(("adam_step 2.4M parameters", timed(lambda: K.adam_step(p, m, v, g, 1e-3, 0.9, 0.999, 1e-8, 1), max(repeats // 10, 3))))
