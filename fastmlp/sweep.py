@@ -17,6 +17,7 @@ does not stop the others. Workers get cores // workers Numba threads each; the k
 compiled once, before the fan-out, into the shared on-disk cache.
 """
 import concurrent.futures
+import contextlib
 import csv
 import hashlib
 import io
@@ -25,6 +26,7 @@ import json
 import multiprocessing
 import os
 import tempfile
+import threading
 import time
 
 from fastmlp import config as C
@@ -66,14 +68,22 @@ def read(path):
     return runs
 
 
+# Runs in one process one at a time where Numba's threading layer is not thread-safe
+# (kernels.thread_safe(): a Dask worker runs tasks in threads, and two threads launching
+# parallel kernels at once under workqueue abort the process).
+_ONE_AT_A_TIME = threading.Lock()
+
+
 def run_one(values, data_dir, threads):
     """Train one configuration; returns a result dict (never raises)."""
     start = time.perf_counter()
     try:
+        from fastmlp import kernels as K
         from fastmlp import load
         from fastmlp.train import TrainConfig, train
         config = TrainConfig(**{**values, "threads": threads})
-        _, records = train(config, load(data_dir))
+        with contextlib.nullcontext() if K.thread_safe() else _ONE_AT_A_TIME:
+            _, records = train(config, load(data_dir))
         last = records[-1]
         return dict(status="ok", val_acc=last["val_acc"], test_acc=last["test_acc"], full_acc=last["full_acc"],
                     seconds=time.perf_counter() - start)

@@ -26,7 +26,21 @@ __all__ = [
     "adam_step", "aligned_empty", "aligned_zeros", "byte_counts", "cross_entropy", "dense_backward", "dense_forward", "dropout_backward", "matmul_nn", "matmul_tn",
     "dropout_forward", "head_step", "lookup_bytes", "max_norm", "momentum_step", "sgd_step", "weight_decay",
     "softmax_cross_entropy_backward", "softmax_cross_entropy_forward", "softmax_rows", "shift_gather",
+    "thread_safe",
 ]
+
+
+def thread_safe():
+    """Whether several Python threads may be inside parallel kernels at once (each has its
+    own work-sharing counters, kernels/_share.py): true with Numba's omp or tbb threading
+    layer, false with workqueue, its fallback where neither is installed, which aborts the
+    process when two threads launch at once. Runs a tiny parallel kernel first, so that
+    Numba has chosen its layer."""
+    import numba
+    import numpy as np
+    x = np.zeros((8, 4), np.float32)
+    activation_forward(x, x, 0)
+    return numba.threading_layer() != "workqueue"
 
 
 def cache_dirs():

@@ -45,3 +45,12 @@ def assert_close(actual, expected, dtype, rtol=0.0, atol=0.0):
 # up to ~1000 terms of O(1) values lose ~sqrt(n) * 6e-8, so 1e-4 relative with a small
 # absolute floor for results near zero. Elementwise kernels use the same libm functions.
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=1e-4, atol=1e-5)}
+
+
+@pytest.fixture
+def thread_safe_kernels():
+    """For tests that run kernels from several Python threads at once: skips them where
+    Numba's threading layer is not thread-safe (workqueue: it aborts the process)."""
+    from fastmlp import kernels as K
+    if not K.thread_safe():
+        pytest.skip("Numba's workqueue threading layer is not thread-safe (install libgomp or tbb)")

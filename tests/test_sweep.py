@@ -3,6 +3,8 @@ reported; bad sweep files rejected."""
 import csv
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -86,3 +88,14 @@ def test_dask_cluster_on_localhost(tmp_path, mnist_dir):
     assert len(os.listdir(out / "runs")) == 4
     results = [json.loads((out / "runs" / f).read_text()) for f in os.listdir(out / "runs")]
     assert all(x["status"] == "ok" for x in results)
+
+
+def test_dask_threads_under_numbas_workqueue_layer(tmp_path):
+    # Numba's workqueue threading layer aborts the process when two threads launch parallel
+    # kernels at once; a Dask worker runs its tasks in threads, so run_one then trains one at
+    # a time (kernels.thread_safe()). The test above, in a fresh process with that layer.
+    pytest.importorskip("distributed")
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "t"),
+                        f"{__file__}::test_dask_cluster_on_localhost"], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]

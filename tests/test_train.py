@@ -1,4 +1,6 @@
 """End to end on real MNIST, and reproducibility."""
+import threading
+
 import numba
 import numpy as np
 
@@ -33,12 +35,11 @@ def test_same_seed_same_bits_and_thread_count_does_not_matter(mnist):
     assert not np.array_equal(a.params, d.params)
 
 
-def test_networks_trained_side_by_side_in_python_threads_keep_their_bits(mnist):
+def test_networks_trained_side_by_side_in_python_threads_keep_their_bits(mnist, thread_safe_kernels):
     # Parallel kernels release the GIL, so a Dask worker's threads (or a user's) can be inside
     # kernels at once; each Python thread has its own work-sharing counters (kernels/_share.py).
     # With one shared set, threads took each other's items and outputs were left unwritten
     # (CI, session 7: a sweep run diverged with NaN at its first step).
-    import threading
     configs = [TrainConfig(hidden=(64,), epochs=1, batch_size=b, lr=0.5, limit=2400, seed=s)
                for s, b in ((1, 64), (2, 256))]
     alone = [train(c, mnist)[0].params for c in configs]
