@@ -237,7 +237,7 @@ def test_sgd_step(dtype, rng):
 
 
 def test_every_kernel_has_a_reference():
-    names = [n for n in K.__all__ if n not in ("ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "warmup",
+    names = [n for n in K.__all__ if n not in ("ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "warmup", "thread_safe",
                                               "aligned_empty", "aligned_zeros")]  # allocators
     for n in names:
         assert callable(getattr(R, n, None)), f"reference.{n} missing"
