@@ -6,9 +6,12 @@ writable, Numba refuses cache=True at decoration time; we then compile without o
 rather than fail the import. Numba marks a cached kernel with a stamp of its own source
 file only, so a kernel that inlines a helper from another file (_math.vexp,
 dropout.unit_hash) would keep old code after that helper changed: every kernel's stamp
-also carries SOURCES_DIGEST, a hash of all kernels/*.py, and a cache entry written from
-other sources is ignored and replaced (no file is deleted, so processes running
-different versions side by side cannot trip each other up).
+also carries sources_digest of its file, a hash of that file and of every kernels/*.py
+file it imports, directly or through another, and a cache entry written from other
+sources is ignored and replaced (no file is deleted, so processes running different
+versions side by side cannot trip each other up). An edit recompiles only the kernels
+whose files reach the edited one: optim.py, the optimizers; activations.py, the
+activations and head_step; _math.py, nearly all.
 
 FASTMLP_AVX512=1 (opt-in, read once, before Numba starts) compiles the kernels whose loops
 Numba vectorises by itself with 512-bit vectors on CPUs that have AVX-512: Numba
@@ -22,6 +25,7 @@ fastmath sums then add in another order: results are reproducible for the same s
 not across settings. Measured gains are in BENCHMARKS.md (session 3, before the
 backward tiles: the book network's epoch median no consistent change).
 """
+import ast
 import hashlib
 import os
 import sys
@@ -78,27 +82,58 @@ CACHE_ENABLED = os.environ.get("FASTMLP_NUMBA_CACHE", "1").strip().lower() not i
 FAST = {"reassoc", "contract"}
 
 
-def sources_digest():
-    """SHA-256 of every kernels/*.py file, in name order."""
-    h = hashlib.sha256()
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in sorted(os.listdir(here)):
-        if name.endswith(".py"):
-            with open(os.path.join(here, name), "rb") as f:
-                h.update(name.encode() + b"\0" + f.read())
-    return h.hexdigest()
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_IMPORTS = {}
+_DIGESTS = {}
 
 
-SOURCES_DIGEST = sources_digest()
+def _imports_of(name):
+    """The kernels/*.py files that kernels/<name> imports with a relative import
+    (`from .x import ...`, `from . import x`)."""
+    if name not in _IMPORTS:
+        with open(os.path.join(_HERE, name), "rb") as f:
+            tree = ast.parse(f.read())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
+                found.update(n + ".py" for n in names if os.path.isfile(os.path.join(_HERE, n + ".py")))
+        _IMPORTS[name] = found
+    return _IMPORTS[name]
+
+
+def sources_digest(name=None):
+    """SHA-256 of kernels/<name> and of every kernels/*.py file it imports, directly or
+    through another (a kernel can only inline what its file imports), in name order;
+    name None: of every kernels/*.py file."""
+    if name not in _DIGESTS:
+        if name is None:
+            files = {n for n in os.listdir(_HERE) if n.endswith(".py")}
+        else:
+            files, todo = set(), [name]
+            while todo:
+                n = todo.pop()
+                if n not in files:
+                    files.add(n)
+                    todo.extend(_imports_of(n))
+        h = hashlib.sha256()
+        for n in sorted(files):
+            with open(os.path.join(_HERE, n), "rb") as f:
+                h.update(n.encode() + b"\0" + f.read())
+        _DIGESTS[name] = h.hexdigest()
+    return _DIGESTS[name]
 
 
 def _stamp_with_sources(dispatcher):
     """Make the cache entry's source stamp (Numba's own, of this kernel's file) also carry
-    SOURCES_DIGEST. Returns False where this Numba keeps the stamp elsewhere."""
+    sources_digest of that file (every kernel file for a kernel defined elsewhere).
+    Returns False where this Numba keeps the stamp elsewhere."""
     cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
     if cache_file is None or not hasattr(cache_file, "_source_stamp"):
         return False
-    cache_file._source_stamp = (cache_file._source_stamp, SOURCES_DIGEST)
+    path = os.path.abspath(dispatcher.py_func.__code__.co_filename)
+    inside = os.path.dirname(path) == _HERE and os.path.isfile(path)
+    cache_file._source_stamp = (cache_file._source_stamp, sources_digest(os.path.basename(path) if inside else None))
     return True
 
 

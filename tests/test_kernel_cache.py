@@ -16,26 +16,32 @@ def _copy_package(site):
 
 def test_editing_a_helper_in_another_file_recompiles_the_kernels_that_inline_it(tmp_path):
     """activation_forward inlines vexp from kernels/_math.py. Numba's own stamp covers only
-    activations.py; ours covers every kernel source, so an edit to _math.py must not load
-    the old compiled code."""
+    activations.py; ours also covers every kernel file activations.py imports, so an edit
+    to _math.py must not load the old compiled code, while an edit to optim.py, which
+    activations.py does not import, recompiles the optimizers only."""
     kernels = _copy_package(tmp_path / "site")
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
            "FASTMLP_NUMBA_CACHE": "1"}
     script = ("import numpy as np, fastmlp.kernels as K; a = np.ones((2, 3), np.float32); "
-              "K.activation_forward(a, a, 1); s = K.activation_forward.stats; "
-              "print(sum(s.cache_hits.values()), sum(s.cache_misses.values()))")
+              "K.activation_forward(a, a, 1); K.sgd_step(a.ravel(), a.ravel(), 0.1)\n"
+              "for k in (K.activation_forward, K.sgd_step):\n"
+              "    s = k.stats; print(sum(s.cache_hits.values()), sum(s.cache_misses.values()), end=' ')")
 
     def hits_misses():
         out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, check=True,
                              capture_output=True, text=True)
         return out.stdout.split()
 
-    assert hits_misses() == ["0", "1"]  # compiled and cached
-    assert hits_misses() == ["1", "0"]  # same sources: loaded
+    assert hits_misses() == ["0", "1", "0", "1"]  # compiled and cached
+    assert hits_misses() == ["1", "0", "1", "0"]  # same sources: loaded
     with open(kernels / "_math.py", "a") as f:
         f.write("\n# an edit to a helper\n")
-    assert hits_misses() == ["0", "1"]  # activations.py is unchanged, yet it is compiled afresh
-    assert hits_misses() == ["1", "0"]  # and cached again
+    # activations.py and optim.py are unchanged, yet both import _math.py: compiled afresh
+    assert hits_misses() == ["0", "1", "0", "1"]
+    assert hits_misses() == ["1", "0", "1", "0"]  # and cached again
+    with open(kernels / "optim.py", "a") as f:
+        f.write("\n# an edit to an optimizer\n")
+    assert hits_misses() == ["1", "0", "0", "1"]  # only the optimizer is compiled again
 
 
 def test_cache_works_when_the_package_directory_is_read_only(tmp_path):
