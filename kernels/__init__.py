@@ -69,11 +69,24 @@ def clear_cache():
     return removed
 
 
-def warmup(dtype, names=None):
+def _dispatchers(name, dtype):
+    """The compiled functions behind warmup's kernel `name` for `dtype`."""
+    import numpy as np
+    if name == "dense_forward":
+        return [_dense.dense_forward_tiles if FUSED_HEAD and np.dtype(dtype) == np.float32 else _dense.dense_forward_dot]
+    if name == "dense_backward":
+        return [_matmul.matmul]
+    return [globals()[name]]
+
+
+def warmup(dtype, names=None, helpers=None):
     """Compile (or load from the cache) the named kernels (default: all) for `dtype` on
     tiny arrays, with the argument types training uses, so that no compilation happens
-    inside an epoch. Returns the names warmed up."""
+    inside an epoch. Returns the names warmed up. helpers: processes that compile, beside
+    this one, the kernels the on-disk cache lacks (kernels/_compile.py; default: one for
+    each further core; 0: none)."""
     import numpy as np
+    from . import _compile
     x = np.ones((2, 3), dtype)
     w = np.ones((2, 3), dtype)
     b = np.zeros(2, dtype)
@@ -104,6 +117,20 @@ def warmup(dtype, names=None):
         calls["head_step"] = lambda: head_step(y, np.empty_like(y), np.empty(2, dtype), np.empty_like(y), np.empty_like(x),
                                                np.empty_like(w), np.empty_like(b), x, w, b, t, x, 1, np.zeros(3, dtype), PARTS, True)
     names = list(calls) if names is None else list(names)
-    for name in names:
+    helpers = _compile.cores() - 1 if helpers is None else helpers
+    cold = [n for n in names if not all(_compile.has_code(d, dtype) for d in _dispatchers(n, dtype))] \
+        if helpers > 0 and CACHE_ENABLED else []
+    started = []
+    if _compile.worth_helpers(cold):
+        groups = _compile.split(cold, helpers + 1)
+        started = _compile.start(__name__, __file__, np.dtype(dtype), groups[1:])
+        try:
+            for name in groups[0]:
+                calls[name]()
+        except BaseException:
+            _compile.finish(started, stop=True)
+            raise
+        _compile.finish(started)
+    for name in names:  # the helpers' kernels load from the cache (any they missed compile here)
         calls[name]()
     return names

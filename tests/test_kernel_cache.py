@@ -96,3 +96,22 @@ def test_every_parallel_kernel_compiles_to_a_parallel_loop(tmp_path):
     env = {**os.environ, "FASTMLP_NUMBA_CACHE": "0"}
     out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_warmup_hands_kernels_the_cache_lacks_to_a_helper_process(tmp_path):
+    """K.warmup(helpers=1) with an empty cache: this process compiles its share (the longer
+    one, dense_forward), a helper process compiles activation_forward into the cache, and
+    this process then loads that from the cache instead of compiling it."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "FASTMLP_NUMBA_CACHE": "1"}
+    script = ("import numpy as np, fastmlp.kernels as K\n"
+              "K.warmup(np.float32, ['dense_forward', 'activation_forward'], helpers=1)\n"
+              "for k in (K._dispatchers('dense_forward', np.float32)[0], K.activation_forward):\n"
+              "    s = k.stats; print(sum(s.cache_hits.values()), sum(s.cache_misses.values()), end=' ')")
+
+    def hits_misses():
+        out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, check=True,
+                             capture_output=True, text=True)
+        return out.stdout.split()
+
+    assert hits_misses() == ["0", "1", "1", "0"]
+    assert hits_misses() == ["1", "0", "1", "0"]  # and with everything cached, no helper is needed

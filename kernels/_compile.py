@@ -1,0 +1,89 @@
+"""Compiling kernels in helper processes, so that a cold start uses more than one core.
+
+Numba compiles one kernel at a time, on one core, and the book network's kernels take
+about 14 s to compile. warmup() hands the kernels that have no code in the on-disk cache
+yet to helper processes (one for each further core, the kernels split by measured compile
+times), compiles its own share meanwhile, then loads the helpers' kernels from the cache.
+Nothing here changes what is compiled, only where: a helper that fails or is slow leaves
+nothing that matters behind, since whatever is still missing then compiles in this
+process, as it would without helpers.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+# Seconds to compile each kernel for float32, FASTMLP_NUMBA_CACHE=0, session 8 (the others
+# take 0.1-0.8 s: DEFAULT). Only the split between processes depends on them.
+SECONDS = {"head_step": 6.0, "dense_backward": 4.4, "dense_forward": 2.2, "activation_forward": 1.3,
+           "shift_gather": 1.1}
+DEFAULT = 0.5
+WORTH = 3.0  # below this many seconds of compiling, a helper's start-up (~0.5 s) is not worth it
+
+
+def cores():
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def has_code(dispatcher, dtype):
+    """Whether `dispatcher` has code for arrays of `dtype`, compiled in this process or in
+    the on-disk cache (an index written from these sources). True where it cannot tell
+    (no cache, another Numba): then nothing is handed to helpers."""
+    name = np.dtype(dtype).name
+    if any(name in str(signature) for signature in dispatcher.signatures):
+        return True
+    try:
+        index = dispatcher._cache._cache_file._load_index()  # {} when written from other sources
+    except Exception:
+        return True
+    return any(name in str(key[0]) for key in index)
+
+
+def split(names, parts):
+    """`names` in at most `parts` groups of about equal compile time: the longest first,
+    each to the group with the least so far. The first group is the longest."""
+    groups, load = [[] for _ in range(parts)], [0.0] * parts
+    for name in sorted(names, key=lambda n: -SECONDS.get(n, DEFAULT)):
+        i = load.index(min(load))
+        groups[i].append(name)
+        load[i] += SECONDS.get(name, DEFAULT)
+    return sorted((g for g in groups if g), key=lambda g: -sum(SECONDS.get(n, DEFAULT) for n in g))
+
+
+def worth_helpers(names):
+    return len(names) > 1 and sum(SECONDS.get(n, DEFAULT) for n in names) >= WORTH
+
+
+# A helper imports the same kernels package (it checks the file) and warms up its names.
+_HELPER = ("import importlib, sys\n"
+           "import numpy as np\n"
+           "K = importlib.import_module(sys.argv[1])\n"
+           "if K.__file__ != sys.argv[2]:\n"
+           "    sys.exit(3)\n"
+           "K.warmup(np.dtype(sys.argv[3]), sys.argv[4:], helpers=0)\n")
+
+
+def start(package, file, dtype, groups):
+    """One helper process for each group; they see this process's environment and path."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if isinstance(p, str) and p)}
+    return [subprocess.Popen([sys.executable, "-c", _HELPER, package, file, str(dtype), *group], env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for group in groups]
+
+
+def finish(helpers, timeout=600, stop=False):
+    """Wait for the helpers, killing any still running after `timeout` seconds (at once
+    with stop: this process is being interrupted)."""
+    for p in helpers:
+        try:
+            if stop:
+                p.kill()
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
