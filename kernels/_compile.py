@@ -33,11 +33,12 @@ def cores():
 def has_code(dispatcher, dtype):
     """Whether `dispatcher` has code for arrays of `dtype`, compiled in this process or in
     the on-disk cache (an index written from these sources). True where it cannot tell
-    (no cache, another Numba): then nothing is handed to helpers."""
+    (no cache, another Numba, a kernel replaced by a Python function): then nothing is
+    handed to helpers."""
     name = np.dtype(dtype).name
-    if any(name in str(signature) for signature in dispatcher.signatures):
-        return True
     try:
+        if any(name in str(signature) for signature in dispatcher.signatures):
+            return True
         index = dispatcher._cache._cache_file._load_index()  # {} when written from other sources
     except Exception:
         return True
