@@ -84,7 +84,7 @@ def warmup(dtype, names=None, helpers=None):
     tiny arrays, with the argument types training uses, so that no compilation happens
     inside an epoch. Returns the names warmed up. helpers: processes that compile, beside
     this one, the kernels the on-disk cache lacks (kernels/_compile.py; default: one for
-    each further core; 0: none)."""
+    each further core, at most 3; 0: none)."""
     import numpy as np
     from . import _compile
     x = np.ones((2, 3), dtype)
@@ -117,7 +117,7 @@ def warmup(dtype, names=None, helpers=None):
         calls["head_step"] = lambda: head_step(y, np.empty_like(y), np.empty(2, dtype), np.empty_like(y), np.empty_like(x),
                                                np.empty_like(w), np.empty_like(b), x, w, b, t, x, 1, np.zeros(3, dtype), PARTS, True)
     names = list(calls) if names is None else list(names)
-    helpers = _compile.cores() - 1 if helpers is None else helpers
+    helpers = min(_compile.cores() - 1, _compile.MOST) if helpers is None else helpers
     cold = [n for n in names if not all(_compile.has_code(d, dtype) for d in _dispatchers(n, dtype))] \
         if helpers > 0 and CACHE_ENABLED else []
     started = []

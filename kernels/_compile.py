@@ -2,8 +2,9 @@
 
 Numba compiles one kernel at a time, on one core, and the book network's kernels take
 about 14 s to compile. warmup() hands the kernels that have no code in the on-disk cache
-yet to helper processes (one for each further core, the kernels split by measured compile
-times), compiles its own share meanwhile, then loads the helpers' kernels from the cache.
+yet to helper processes (one for each further core, at most MOST, the kernels split by
+measured compile times), compiles its own share meanwhile, then loads the helpers'
+kernels from the cache.
 Nothing here changes what is compiled, only where: a helper that fails or is slow leaves
 nothing that matters behind, since whatever is still missing then compiles in this
 process, as it would without helpers.
@@ -20,6 +21,7 @@ SECONDS = {"head_step": 6.0, "dense_backward": 4.4, "dense_forward": 2.2, "activ
            "shift_gather": 1.1}
 DEFAULT = 0.5
 WORTH = 3.0  # below this many seconds of compiling, a helper's start-up (~0.5 s) is not worth it
+MOST = 3  # helpers at most: head_step alone takes 6 s, so more could not finish sooner
 
 
 def cores():
