@@ -5,6 +5,13 @@ import os
 import subprocess
 import sys
 
+
+def _hits_misses(script, env, cwd):
+    """Run `script` in a fresh process; what it prints (cache hits and misses), as a list."""
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=cwd, check=True, capture_output=True, text=True)
+    return out.stdout.split()
+
+
 def _copy_package(site):
     """fastmlp with its kernels, as an installed package under `site` (no caches)."""
     import shutil
@@ -28,9 +35,7 @@ def test_editing_a_helper_in_another_file_recompiles_the_kernels_that_inline_it(
               "    s = k.stats; print(sum(s.cache_hits.values()), sum(s.cache_misses.values()), end=' ')")
 
     def hits_misses():
-        out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, check=True,
-                             capture_output=True, text=True)
-        return out.stdout.split()
+        return _hits_misses(script, env, tmp_path)
 
     assert hits_misses() == ["0", "1", "0", "1"]  # compiled and cached
     assert hits_misses() == ["1", "0", "1", "0"]  # same sources: loaded
@@ -109,9 +114,7 @@ def test_warmup_hands_kernels_the_cache_lacks_to_a_helper_process(tmp_path):
               "    s = k.stats; print(sum(s.cache_hits.values()), sum(s.cache_misses.values()), end=' ')")
 
     def hits_misses():
-        out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, check=True,
-                             capture_output=True, text=True)
-        return out.stdout.split()
+        return _hits_misses(script, env, tmp_path)
 
     assert hits_misses() == ["0", "1", "1", "0"]
     assert hits_misses() == ["1", "0", "1", "0"]  # and with everything cached, no helper is needed
