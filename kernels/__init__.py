@@ -69,14 +69,14 @@ def clear_cache():
     return removed
 
 
-def _dispatchers(name, dtype):
-    """The compiled functions behind warmup's kernel `name` for `dtype`."""
+def _dispatcher(name, dtype):
+    """The compiled function behind warmup's kernel `name` for `dtype`."""
     import numpy as np
     if name == "dense_forward":
-        return [_dense.dense_forward_tiles if FUSED_HEAD and np.dtype(dtype) == np.float32 else _dense.dense_forward_dot]
+        return _dense.dense_forward_tiles if FUSED_HEAD and np.dtype(dtype) == np.float32 else _dense.dense_forward_dot
     if name == "dense_backward":
-        return [_matmul.matmul]
-    return [globals()[name]]
+        return _matmul.matmul
+    return globals()[name]
 
 
 def warmup(dtype, names=None, helpers=None):
@@ -118,8 +118,7 @@ def warmup(dtype, names=None, helpers=None):
                                                np.empty_like(w), np.empty_like(b), x, w, b, t, x, 1, np.zeros(3, dtype), PARTS, True)
     names = list(calls) if names is None else list(names)
     helpers = min(_compile.cores() - 1, _compile.MOST) if helpers is None else helpers
-    cold = [n for n in names if not all(_compile.has_code(d, dtype) for d in _dispatchers(n, dtype))] \
-        if helpers > 0 and CACHE_ENABLED else []
+    cold = [n for n in names if not _compile.has_code(_dispatcher(n, dtype), dtype)] if helpers > 0 and CACHE_ENABLED else []
     started = []
     if _compile.worth_helpers(cold):
         groups = _compile.split(cold, helpers + 1)

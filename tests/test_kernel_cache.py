@@ -110,7 +110,7 @@ def test_warmup_hands_kernels_the_cache_lacks_to_a_helper_process(tmp_path):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "FASTMLP_NUMBA_CACHE": "1"}
     script = ("import numpy as np, fastmlp.kernels as K\n"
               "K.warmup(np.float32, ['dense_forward', 'activation_forward'], helpers=1)\n"
-              "for k in (K._dispatchers('dense_forward', np.float32)[0], K.activation_forward):\n"
+              "for k in (K._dispatcher('dense_forward', np.float32), K.activation_forward):\n"
               "    s = k.stats; print(sum(s.cache_hits.values()), sum(s.cache_misses.values()), end=' ')")
 
     def hits_misses():
