@@ -148,7 +148,7 @@ def train(preset, config_file, as_json, data_dir, save_path, save_every, resume_
     from fastmlp import PRESETS, DataError, TrainConfig, load
     from fastmlp import config as C
     from fastmlp.graph import GraphError
-    from fastmlp.train import Diverged, Interrupted
+    from fastmlp.train import Diverged, Interrupted, TooLarge
     from fastmlp.train import train as run
 
     from fastmlp import checkpoint as CK
@@ -231,8 +231,10 @@ def train(preset, config_file, as_json, data_dir, save_path, save_every, resume_
     try:
         _, records = run(config, dataset, on_epoch=on_epoch, on_step=on_step, save=save_path,
                          save_every=save_every, resume=resume, stop=lambda: stop["requested"])
-    except GraphError as e:  # raised while building the network, before the first step
+    except (GraphError, TooLarge) as e:  # raised while building the network, before the first step
         raise click.UsageError(str(e)) from None
+    except CK.CheckpointError as e:  # a checkpoint could not be written (a full disk)
+        raise click.ClickException(str(e)) from None
     except Interrupted as e:
         click.echo(f"fastmlp: {e}", err=True)
         sys.exit(130)
@@ -445,13 +447,16 @@ def warmup(dtypes):
 @click.option("--rounds", type=int, default=1, show_default=True, callback=_positive_int,
               help="Alternate the two sides this many times per configuration; the table shows the "
                    "median epoch time per side and the median and range of the paired ratios.")
-def bench(configs, threads, samples, repeats, rounds):
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per configuration and side instead of the table.")
+def bench(configs, threads, samples, repeats, rounds, as_json):
     """Time training epochs of fastmlp against PyTorch on the CPU (or plain NumPy when
-    PyTorch is not installed), each side in its own process, and print a table."""
+    PyTorch is not installed), each side in its own process, and print a table. FLOPs count
+    the products computed (no dX for the first layer)."""
     from fastmlp import bench as B
 
     try:
-        B.run(list(configs) or None, threads, samples, repeats, rounds, log=click.echo)
+        B.run(list(configs) or None, threads, samples, repeats, rounds, log=click.echo, as_json=as_json)
     except RuntimeError as e:
         raise click.ClickException(str(e)) from None
 

@@ -4,9 +4,11 @@ or else a plain NumPy float32 network (fastmlp.kernels.reference-style code).
 
 Every measurement runs in its own child process (`python -m fastmlp.bench --child ...`),
 one after another, so that one side's thread pool never competes with the other's.
-FLOPs of a training epoch are counted as 6 * N * sum(fan_in * fan_out) (forward, dX and
-dW products); the peak is a large float32 matrix product through NumPy's BLAS with the
-same thread count, measured in the same run.
+FLOPs of a training epoch count the matrix products actually computed, 2 * fan_in * fan_out
+a sample each: the forward product and dW of every layer, and dX only where a layer below
+needs it (never for the first layer, whose input is the data): 4*784*100 + 6*100*10 =
+319,600 a sample for the book network. The peak is a large float32 matrix product through
+NumPy's BLAS with the same thread count, measured in the same run.
 """
 import json
 import os
@@ -26,8 +28,10 @@ CONFIGS = {
 
 
 def flops_per_sample(hidden, inputs=784, classes=10):
+    """FLOPs of the products of one training sample of a serial network: forward and dW
+    for every layer (2 * fan_in * fan_out each), dX for every layer but the first."""
     sizes = [inputs, *hidden, classes]
-    return 6 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return sum((4 if i == 0 else 6) * a * b for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])))
 
 
 def _data(samples):
@@ -175,8 +179,11 @@ def have_torch():
     return importlib.util.find_spec("torch") is not None
 
 
-def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print):
-    """Measure every configuration; returns a list of row dicts and prints a table.
+def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print, as_json=False):
+    """Measure every configuration; returns a list of row dicts and prints a table (or, with
+    as_json, one JSON object per configuration and side: config, side, epoch_s,
+    samples_per_s, flops_per_epoch, gflops, peak_fraction, rss_mb, and on fastmlp's rows
+    ratio, ratio_range and rounds).
 
     Each round runs one fastmlp child, then one child of the other side; a round's ratio
     compares those two neighbours in time. With several rounds the table shows the median
@@ -197,11 +204,12 @@ def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print):
                 r = _run_child([side, name, str(n), str(repeats), str(threads)], threads)
                 seconds[side].append(min(r["values"]))
                 rss[side] = max(rss[side], r["rss_mb"])
+        flops_per_epoch = flops_per_sample(CONFIGS[name]["hidden"]) * 60000
         for side in ("fastmlp", other):
             t = statistics.median(seconds[side])
             gflops = flops_per_sample(CONFIGS[name]["hidden"]) * n / t / 1e9
-            row[side] = dict(epoch_s=t * 60000 / n, samples_per_s=n / t, gflops=gflops,
-                             peak_fraction=gflops / peak, rss_mb=rss[side])
+            row[side] = dict(epoch_s=t * 60000 / n, samples_per_s=n / t, flops_per_epoch=flops_per_epoch,
+                             gflops=gflops, peak_fraction=gflops / peak, rss_mb=rss[side])
         ratios = [b / a for a, b in zip(seconds["fastmlp"], seconds[other])]
         row["speedup"] = statistics.median(ratios)
         row["speedup_range"] = (min(ratios), max(ratios))
@@ -213,8 +221,19 @@ def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print):
              else "auto-vectorised kernels 256-bit (default)") \
         + (", forward product in 8x3 tiles of 16-lane vectors" if TALL_TILES else ", forward product in 4x4 dot tiles") \
         + f", backward product tiles {tile_columns('float32')} float32 columns wide"
-    log(f"machine: {platform.machine()}, {os.cpu_count()} cpus, {threads} threads; float32 peak "
-        f"(NumPy BLAS 2048^3 matmul) {peak:.0f} GFLOP/s; comparison: {other}; {rounds} round(s); "
+    machine = f"{platform.machine()} {_cpu_name()}, {os.cpu_count()} cpus, {threads} threads"
+    if as_json:
+        for row in rows:
+            for side in ("fastmlp", other):
+                record = dict(config=row["config"], side=side, **row[side], samples=row["samples"],
+                              peak_gflops=peak, machine=machine, kernels=width if side == "fastmlp" else side)
+                if side == "fastmlp":
+                    record.update(ratio=row["speedup"], ratio_range=list(row["speedup_range"]), rounds=rounds,
+                                  versus=other)
+                log(json.dumps(record))
+        return rows
+    log(f"machine: {machine}; float32 peak "
+        f"(NumPy BLAS 2048^3 matmul) {peak:.0f} GFLOP/s; comparison: {_version(other)}; {rounds} round(s); "
         f"fastmlp: {width}")
     log(f"| config | side | s/epoch | samples/s | GFLOP/s | of peak | peak RSS MB | {other}/fastmlp | range |")
     log("|---|---|---|---|---|---|---|---|---|")
@@ -226,6 +245,24 @@ def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print):
             log(f"| {row['config']} | {side} | {s['epoch_s']:.3f} | {s['samples_per_s']:,.0f} | {s['gflops']:.1f} | "
                 f"{100 * s['peak_fraction']:.0f}% | {s['rss_mb']:.0f} | {ratio} | {spread} |")
     return rows
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def _version(side):
+    if side == "torch":
+        import importlib.metadata
+        return f"PyTorch {importlib.metadata.version('torch')}"
+    return "NumPy float32"
 
 
 def _child(argv):

@@ -1,8 +1,9 @@
 """Checkpoints: weights, optimizer state, position in training and the full configuration
 in one .npz file. No pickle anywhere: arrays are plain numeric arrays and the metadata is
 JSON stored as a uint8 array; loading uses allow_pickle=False and refuses anything else.
-Writes go to a temporary file in the same directory, then os.replace, so a crash never
-leaves a half-written checkpoint.
+Writes go to a temporary file in the same directory, then os.replace, so a crash or a full
+disk never leaves a half-written checkpoint (a failed write raises CheckpointError and
+removes the temporary file).
 """
 import json
 import os
@@ -17,7 +18,8 @@ FORMAT = "fastmlp-checkpoint-1"
 
 
 class CheckpointError(Exception):
-    """A file that is not a usable checkpoint; one line, naming the file."""
+    """A file that is not a usable checkpoint, or one that cannot be written; one line,
+    naming the file."""
 
 
 def save(path, arrays, meta):
@@ -26,16 +28,22 @@ def save(path, arrays, meta):
     directory = os.path.dirname(os.path.abspath(path))
     payload = dict(arrays)
     payload["meta"] = np.frombuffer(json.dumps({"format": FORMAT, **meta}).encode(), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".npz", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".npz", dir=directory)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot write the checkpoint: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **payload)
             f.flush()
             os.fsync(f.fileno())
         publish(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError):  # a full disk, a quota: the previous checkpoint is untouched
+            kept = " (the previous checkpoint there is unchanged)" if os.path.exists(path) else ""
+            raise CheckpointError(f"{path}: cannot write the checkpoint: {e.strerror or e}{kept}") from None
         raise
     return path
 

@@ -232,7 +232,9 @@ class Dataset:
 
     @property
     def classes(self):
-        return int(max(self.train_labels.max(), self.test_labels.max())) + 1
+        """K: the classes are 0..K-1 with K = the largest training label + 1 (load() checks
+        that every class has a training image and that every test label is one of them)."""
+        return int(self.train_labels.max()) + 1
 
 
 def _pair(directory, images_name, labels_name):
@@ -246,26 +248,60 @@ def _pair(directory, images_name, labels_name):
         raise DataError(f"{images_path}: expected 3 dimensions (count, rows, cols), found {images.ndim}")
     if labels.ndim != 1:
         raise DataError(f"{labels_path}: expected 1 dimension (count), found {labels.ndim}")
+    if images.shape[0] == 0:
+        raise DataError(f"{images_path}: no images (its IDX header says 0)")
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{labels_path}: {labels.shape[0]} labels for {images.shape[0]} images in {images_path}")
     if images.dtype != np.uint8:
         raise DataError(f"{images_path}: expected unsigned bytes (type 0x08), found {images.dtype}")
     if labels.size and (labels.min() < 0 or labels.max() > 255):
         raise DataError(f"{labels_path}: labels out of range")
-    return images, labels.astype(np.int64), images_path
+    return images, labels.astype(np.int64), images_path, labels_path
+
+
+def _ranges(values):
+    """'3, 10..199' for the sorted integers [3, 10, 11, ..., 199]."""
+    parts, start = [], None
+    for i, v in enumerate(values):
+        if start is None:
+            start = v
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            parts.append(str(start) if start == v else f"{start}..{v}")
+            start = None
+    return ", ".join(parts)
+
+
+def check_classes(train_labels, train_path, test_labels, test_path):
+    """Raise DataError unless every class 0..K-1 (K = the largest training label + 1) has a
+    training image and every test label is below K: a stray label would otherwise add
+    classes silently."""
+    k = int(train_labels.max()) + 1
+    counts = np.bincount(train_labels, minlength=k)
+    empty = np.flatnonzero(counts == 0)
+    if empty.size:
+        i = int(np.argmax(train_labels))
+        raise DataError(f"{train_path}: label {k - 1} at index {i} makes {k} classes (0..{k - 1}), but "
+                        f"{'class' if empty.size == 1 else 'classes'} {_ranges(empty.tolist())} "
+                        f"{'has' if empty.size == 1 else 'have'} no training image")
+    bad = np.flatnonzero(test_labels >= k)
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(f"{test_path}: label {int(test_labels[i])} at index {i} is not a class of the "
+                        f"training set (0..{k - 1})")
 
 
 def load(data_dir=None, allow_download=True, log=None):
     """Locate (and if needed download) and read the dataset; raises DataError."""
     source = locate(data_dir, allow_download, log)
     d = source.directory
-    train_x, train_y, train_path = _pair(d, FILES["train_images"], FILES["train_labels"])
-    test_x, test_y, test_path = _pair(d, FILES["test_images"], FILES["test_labels"])
+    train_x, train_y, train_path, train_labels_path = _pair(d, FILES["train_images"], FILES["train_labels"])
+    test_x, test_y, test_path, test_labels_path = _pair(d, FILES["test_images"], FILES["test_labels"])
     if train_x.shape[1:] != test_x.shape[1:]:
         raise DataError(f"{test_path}: images are {test_x.shape[1]}x{test_x.shape[2]}, "
                         f"training images are {train_x.shape[1]}x{train_x.shape[2]}")
     if test_x.shape[0] <= VALIDATION_SIZE:
         raise DataError(f"{test_path}: {test_x.shape[0]} test images; need more than {VALIDATION_SIZE} to split")
+    check_classes(train_y, train_labels_path, test_y, test_labels_path)
     rows, cols = train_x.shape[1:]
     return Dataset(train_x.reshape(len(train_x), -1), train_y, test_x.reshape(len(test_x), -1), test_y,
                    rows, cols, d)
@@ -355,8 +391,8 @@ def mean_std(a):
     """Mean and standard deviation of all of a's values, as float64. For bytes (MNIST's
     pixels) they come from a 256-bin histogram and exact integer arithmetic: the mean is
     correctly rounded, the deviation within 1 ulp (the variance rounded once, then its
-    square root); the histogram is the byte_counts kernel (0.21 s -> 0.05 s for MNIST's
-    47 million training pixels). Other types use NumPy. a must not be empty."""
+    square root); the histogram is the byte_counts kernel, so that no float copy of the
+    47 million training pixels is made. Other types use NumPy. a must not be empty."""
     if a.dtype != np.uint8:
         return float(a.mean(dtype=np.float64)), float(a.std(dtype=np.float64))
     parts = np.zeros((16, 256), np.int64)

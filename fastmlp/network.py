@@ -15,6 +15,36 @@ from fastmlp import kernels as K
 INITS = ("book", "glorot", "he")
 
 
+def _layout(order):
+    """needs_grad (node -> whether a gradient flows to it: parameters at or above it) and
+    edges (node -> how many nodes read it)."""
+    needs_grad = {G.INPUT: False}
+    for n in order:
+        needs_grad[n.name] = n.type == "dense" or any(needs_grad[i] for i in n.inputs)
+    edges = {}
+    for n in order:
+        for i in n.inputs:
+            edges[i] = edges.get(i, 0) + 1
+    return needs_grad, edges
+
+
+def plan(nodes, input_width, classes, max_batch):
+    """(parameter count, buffer elements) of a Network of these nodes, from the graph alone:
+    what the constructor will allocate (params and grads hold the parameter count each), so
+    that a network too large for the machine is refused before anything is allocated."""
+    order, width = G.check(nodes, input_width, classes)
+    needs_grad, edges = _layout(order)
+    dense = [n for n in order if n.type == "dense"]
+    params = sum(n.units * width[n.inputs[0]] + n.units for n in dense)
+    rows = width[G.INPUT] + 2 * classes + 1  # x; t and the softmax output P; the row losses L
+    for n in order:
+        if n.type == "head":
+            continue
+        copies = 1 + (n.type == "dropout") + needs_grad[n.name] + (needs_grad[n.name] and edges.get(n.name, 0) > 1)
+        rows += copies * width[n.name]  # out, mask, grad, acc (as in Network.__init__)
+    return params, max_batch * rows + max((width[n.inputs[0]] for n in dense), default=0)
+
+
 class Network:
     def __init__(self, nodes, input_width, classes, max_batch, dtype=np.float32, init="book", seed=0):
         if init not in INITS:
@@ -44,13 +74,7 @@ class Network:
         self.initialize(init, seed)
 
         # Which nodes need a gradient: those with parameters at or above them.
-        self.needs_grad = {G.INPUT: False}
-        for n in self.order:
-            self.needs_grad[n.name] = n.type == "dense" or any(self.needs_grad[i] for i in n.inputs)
-        edges = {}
-        for n in self.order:
-            for i in n.inputs:
-                edges[i] = edges.get(i, 0) + 1
+        self.needs_grad, edges = _layout(self.order)
 
         B = self.max_batch
         buf = lambda name: K.aligned_empty((B, self.width[name]), self.dtype)

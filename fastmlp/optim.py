@@ -3,13 +3,15 @@
 Each optimizer updates the network's flat parameter vector in one kernel call. To add
 one: write its update kernel and NumPy twin, then a small class here with `kernel` (the
 kernel's name, for warm-up), `step` and `state` (the arrays and counters a checkpoint
-needs), and register it in OPTIMIZERS.
+needs), and register it in OPTIMIZERS. `slots` is the number of parameter-sized arrays
+of state it keeps (for the memory check before a network is built).
 """
 from fastmlp import kernels as K
 
 
 class SGD:
     kernel = "sgd_step"
+    slots = 0
 
     def __init__(self, size, dtype, **_):
         self.t = 0
@@ -26,6 +28,7 @@ class Momentum:
     """Heavy-ball momentum, or Nesterov's variant with nesterov=True."""
 
     kernel = "momentum_step"
+    slots = 1
 
     def __init__(self, size, dtype, momentum=0.9, nesterov=False, **_):
         self.v = K.aligned_zeros(size, dtype)
@@ -43,6 +46,7 @@ class Adam:
     """Adam with bias correction (Kingma and Ba)."""
 
     kernel = "adam_step"
+    slots = 2
 
     def __init__(self, size, dtype, beta1=0.9, beta2=0.999, eps=1e-8, **_):
         self.m = K.aligned_zeros(size, dtype)

@@ -25,6 +25,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -74,16 +75,28 @@ def read(path):
 _ONE_AT_A_TIME = threading.Lock()
 
 
-def run_one(values, data_dir, threads):
-    """Train one configuration; returns a result dict (never raises)."""
+def _worker_data(directory, how):
+    """The dataset at the client's data location; DataError saying that this worker has no
+    access to it when the worker cannot read the four files there."""
+    from fastmlp import data as D
+    missing = [n for n in D.FILES.values() if not D.find_file(directory, n)]
+    if missing or not os.access(directory, os.R_OK | os.X_OK):
+        raise D.DataError(f"worker {socket.gethostname()} has no access to the data directory {directory} "
+                          f"(the client's {how}; missing here: {', '.join(missing) or 'read permission'}); "
+                          f"make it readable at the same path on every worker, or pass --data-dir with one")
+    return D.load(directory, allow_download=False)
+
+
+def run_one(values, data, threads):
+    """Train one configuration on data = (directory, how it was found on the client);
+    returns a result dict (never raises)."""
     start = time.perf_counter()
     try:
         from fastmlp import kernels as K
-        from fastmlp import load
         from fastmlp.train import TrainConfig, train
         config = TrainConfig(**{**values, "threads": threads})
         with contextlib.nullcontext() if K.thread_safe() else _ONE_AT_A_TIME:
-            _, records = train(config, load(data_dir))
+            _, records = train(config, _worker_data(*data))
         last = records[-1]
         return dict(status="ok", val_acc=last["val_acc"], test_acc=last["test_acc"], full_acc=last["full_acc"],
                     seconds=time.perf_counter() - start)
@@ -119,6 +132,11 @@ def run_sweep(path, out_dir, workers=None, data_dir=None, scheduler=None, log=pr
     log(f"{len(runs)} runs: {len(done)} already finished, {len(todo)} to go; {workers} workers x {threads} threads"
         + (f" on {scheduler}" if scheduler else ""))
     if todo:
+        # The client's data location goes with every run: a Dask worker does not see the
+        # client's FASTMLP_DATA_DIR, and its own cache may be empty and offline.
+        from fastmlp import data as D
+        source = D.locate(data_dir, log=log)
+        data = (os.path.abspath(source.directory), source.how)
         # Compile once, here, so that the workers load the kernels from the on-disk cache.
         import numpy as np
         from fastmlp import kernels as K
@@ -126,7 +144,7 @@ def run_sweep(path, out_dir, workers=None, data_dir=None, scheduler=None, log=pr
             K.warmup(np.dtype(dtype))
         executor, client = _executor(scheduler, workers)
         try:
-            futures = {executor.submit(run_one, values, data_dir, threads): (run_id, values, point)
+            futures = {executor.submit(run_one, values, data, threads): (run_id, values, point)
                        for run_id, values, point in todo}
             for future in concurrent.futures.as_completed(futures):
                 run_id, values, point = futures[future]

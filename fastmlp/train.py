@@ -6,6 +6,7 @@ half, the test half and the full test set.
 """
 import dataclasses
 import math
+import os
 import time
 
 import numba
@@ -15,7 +16,7 @@ from fastmlp import graph as G
 from fastmlp import kernels as K
 from fastmlp import optim
 from fastmlp.data import pixel_subset, prepare, split_accuracies
-from fastmlp.network import INITS, Network
+from fastmlp.network import INITS, Network, plan
 
 SCHEDULES = ("constant", "step", "cosine")
 
@@ -117,6 +118,45 @@ class TrainConfig:
         if self.lr_schedule == "cosine":
             return self.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / self.epochs))
         return self.lr
+
+
+class TooLarge(ValueError):
+    """The network would not fit in this machine's memory; raised before allocating it."""
+
+
+def machine_memory():
+    """(total, available) bytes of memory: /proc/meminfo where there is one, else the
+    physical pages for both."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if line.split()[1:]}
+        return info["MemTotal"], info.get("MemAvailable", info["MemTotal"])
+    except (OSError, KeyError, ValueError, IndexError):
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return total, total
+
+
+def _gib(n):
+    return f"{n / 2 ** 30:,.1f} GiB" if n >= 2 ** 30 else f"{n / 2 ** 20:,.1f} MiB"
+
+
+def check_memory(config, inputs, classes, available=None):
+    """Raise TooLarge naming what the network's parameters, gradients, optimizer state and
+    buffers need when that exceeds the memory available (a MemoryError half-way through
+    allocating would say neither)."""
+    params, buffers = plan(config.nodes(classes), inputs, classes, config.batch_size)
+    itemsize = np.dtype(config.dtype).itemsize
+    slots = optim.OPTIMIZERS[config.optimizer].slots
+    parts = dict(parameters=params, gradients=params, **{"optimizer state": slots * params},
+                 **{f"buffers for batch {config.batch_size}": buffers})
+    need = itemsize * sum(parts.values())
+    total, free = machine_memory()
+    free = free if available is None else available
+    if need > free:
+        detail = ", ".join(f"{k} {_gib(itemsize * v)}" for k, v in parts.items() if v)
+        raise TooLarge(f"this network needs {_gib(need)} of memory ({detail}, {config.dtype}); "
+                       f"this machine has {_gib(total)}, {_gib(free)} of it available")
+    return need
 
 
 def build_network(config, inputs, classes):
@@ -227,6 +267,9 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
     config.validate()
     if config.threads is not None:
         numba.set_num_threads(config.threads)
+    pixels = pixel_subset(dataset.rows, dataset.cols, config.crop, config.center, config.drop_pixels,
+                          config.pixel_seed)
+    check_memory(config, dataset.rows * dataset.cols if pixels is None else len(pixels), dataset.classes)
     prepared = prepare_for(config, dataset)
     n, d = prepared.train_x.shape
     network = build_network(config, d, dataset.classes)

@@ -1,23 +1,21 @@
-"""Shared fixtures. MNIST comes from FASTMLP_DATA_DIR, defaulting to ../shared/data/mnist
-beside the checkout (the machines that run the tests have no internet)."""
-import os
+"""Shared fixtures. MNIST is found exactly as `fastmlp train` finds it: $FASTMLP_DATA_DIR
+when set (CI points it at ../shared/data/mnist), else the per-user cache, downloading what
+is missing from the mirrors ($FASTMLP_MIRRORS, else the public ones) with SHA-256 checks."""
 import pathlib
 
 import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-_default = ROOT.parent / "shared" / "data" / "mnist"
-if not os.environ.get("FASTMLP_DATA_DIR") and _default.is_dir():
-    os.environ["FASTMLP_DATA_DIR"] = str(_default)
 
 
 @pytest.fixture(scope="session")
 def mnist_dir():
-    d = os.environ.get("FASTMLP_DATA_DIR")
-    if not d or not os.path.isdir(d):
-        pytest.fail("MNIST not found: set FASTMLP_DATA_DIR to a directory with the four IDX files")
-    return d
+    from fastmlp import data as D
+    try:
+        return D.locate(log=print).directory
+    except D.DataError as e:
+        pytest.fail(f"MNIST is not available: {e}")
 
 
 @pytest.fixture(scope="session")

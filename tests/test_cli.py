@@ -188,6 +188,28 @@ def test_bench_harness_prints_a_table(mnist_dir, monkeypatch):
     assert "GFLOP/s" in r.output and "peak" in r.output and "2 round(s)" in r.output
 
 
+def test_bench_json_counts_only_the_products_computed(mnist_dir, monkeypatch):
+    monkeypatch.setenv("FASTMLP_DATA_DIR", mnist_dir)
+    r = run(["bench", "--json", "--config", "book-b32", "--samples", "640", "--repeats", "1", "--rounds", "2"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(l) for l in r.stdout.splitlines()]
+    assert [row["side"] for row in rows][0] == "fastmlp" and len(rows) == 2
+    for row in rows:
+        for key in ("config", "side", "epoch_s", "samples_per_s", "flops_per_epoch", "gflops", "peak_fraction", "rss_mb"):
+            assert key in row, (key, row)
+        # forward and dW of both layers, dX of the second only: 4*784*100 + 6*100*10 a sample
+        assert row["flops_per_epoch"] == 319_600 * 60_000
+        assert abs(row["gflops"] - 319_600 * row["samples_per_s"] / 1e9) <= 1e-9 * row["gflops"]
+    fast = rows[0]
+    assert fast["rounds"] == 2 and fast["ratio_range"][0] <= fast["ratio"] <= fast["ratio_range"][1]
+    assert "ratio" not in rows[1]
+
+
+def test_flops_per_sample_of_the_deep_network():
+    from fastmlp.bench import flops_per_sample
+    assert flops_per_sample((1200, 1200)) == 4 * 784 * 1200 + 6 * 1200 * 1200 + 6 * 1200 * 10
+
+
 def test_warmup_command():
     r = run(["warmup", "--dtype", "float32"])
     assert r.exit_code == 0 and r.output.startswith("float32:")

@@ -144,7 +144,7 @@ def server(mnist_dir):
 
 def test_download_success_verifies_and_loads(tmp_path, server, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.delenv("FASTMLP_DATA_DIR")
+    monkeypatch.delenv("FASTMLP_DATA_DIR", raising=False)
     monkeypatch.setenv("FASTMLP_MIRRORS", f"{server}/good/")
     ds = D.load()
     assert ds.directory == os.path.join(str(tmp_path), "fastmlp", "mnist")
@@ -176,7 +176,7 @@ def test_download_keeps_existing_files_and_fetches_the_rest(tmp_path, server, mn
 
 def test_no_network_no_files_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.delenv("FASTMLP_DATA_DIR")
+    monkeypatch.delenv("FASTMLP_DATA_DIR", raising=False)
     monkeypatch.setenv("FASTMLP_MIRRORS", "http://127.0.0.1:9/")  # nothing listens on port 9
     with pytest.raises(D.DataError) as e:
         D.load()

@@ -99,3 +99,88 @@ def test_dask_threads_under_numbas_workqueue_layer(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "t"),
                         f"{__file__}::test_dask_cluster_on_localhost"], env=env, cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def _dask_cluster(tmp_path, wrap=()):
+    """A `dask scheduler` and one `dask worker` process on 127.0.0.1, started as a user would,
+    the worker without FASTMLP_DATA_DIR, with an empty cache and no reachable mirror."""
+    bin_dir = os.path.dirname(sys.executable)
+    dask = os.path.join(bin_dir, "dask")
+    if not os.path.exists(dask):
+        pytest.skip("the dask command is not installed")
+    scheduler_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(scheduler_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    env = {k: v for k, v in os.environ.items() if k != "FASTMLP_DATA_DIR"}
+    (tmp_path / "worker-cache").mkdir()
+    env.update(XDG_CACHE_HOME=str(tmp_path / "worker-cache"), FASTMLP_MIRRORS="http://127.0.0.1:9/")
+    procs.append(subprocess.Popen([*wrap, dask, "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1",
+                                   "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs, scheduler_file
+
+
+def _address(scheduler_file, procs):
+    import time
+    distributed = pytest.importorskip("distributed")
+    deadline = time.monotonic() + 60
+    while not scheduler_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    address = json.loads(scheduler_file.read_text())["address"]
+    with distributed.Client(address, timeout=30) as client:
+        client.wait_for_workers(1, timeout=60)
+    return address
+
+
+def _stop(procs):
+    for p in reversed(procs):
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def test_dask_workers_get_the_clients_data_location(tmp_path, mnist_dir, monkeypatch):
+    # The user's shell has FASTMLP_DATA_DIR; the workers were started without it.
+    pytest.importorskip("distributed")
+    monkeypatch.setenv("FASTMLP_DATA_DIR", mnist_dir)
+    procs, scheduler_file = _dask_cluster(tmp_path)
+    try:
+        r, out = _sweep(tmp_path, GRID.replace("crop = [0, 4]", "crop = [0]"), "--scheduler",
+                        _address(scheduler_file, procs))
+    finally:
+        _stop(procs)
+    assert r.exit_code == 0, r.output
+    results = [json.loads((out / "runs" / f).read_text()) for f in os.listdir(out / "runs")]
+    assert len(results) == 2 and all(x["status"] == "ok" for x in results), results
+
+
+def test_a_worker_without_access_to_the_data_says_so(tmp_path, mnist_dir, monkeypatch):
+    # The worker runs in its own mount namespace where an empty file system covers the
+    # client's data directory: the path exists there, the files do not.
+    pytest.importorskip("distributed")
+    data = tmp_path / "client-data"
+    data.mkdir()
+    for name in os.listdir(mnist_dir):
+        if name.endswith(".gz"):
+            os.symlink(os.path.join(mnist_dir, name), data / name)
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs none {data} && ls {data}"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0 or probe.stdout.strip():
+        pytest.skip("cannot hide a directory in a mount namespace here (needs unshare and root)")
+    monkeypatch.setenv("FASTMLP_DATA_DIR", str(data))
+    hide = ["unshare", "-m", "sh", "-c", f'mount -t tmpfs none {data} && exec "$@"', "sh"]
+    procs, scheduler_file = _dask_cluster(tmp_path, hide)
+    try:
+        r, out = _sweep(tmp_path, GRID.replace("crop = [0, 4]", "crop = [0]"), "--scheduler",
+                        _address(scheduler_file, procs))
+    finally:
+        _stop(procs)
+    assert r.exit_code == 1
+    results = [json.loads((out / "runs" / f).read_text()) for f in os.listdir(out / "runs")]
+    assert len(results) == 2 and all(x["status"] == "failed" for x in results), results
+    assert all("has no access to the data directory" in x["error"] and str(data) in x["error"] for x in results)
+    assert all("FASTMLP_DATA_DIR" in x["error"] for x in results)

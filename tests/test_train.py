@@ -39,7 +39,7 @@ def test_networks_trained_side_by_side_in_python_threads_keep_their_bits(mnist, 
     # Parallel kernels release the GIL, so a Dask worker's threads (or a user's) can be inside
     # kernels at once; each Python thread has its own work-sharing counters (kernels/_share.py).
     # With one shared set, threads took each other's items and outputs were left unwritten
-    # (CI, session 7: a sweep run diverged with NaN at its first step).
+    # (a CI run before commit 923d3c9: a sweep run diverged with NaN at its first step).
     configs = [TrainConfig(hidden=(64,), epochs=1, batch_size=b, lr=0.5, limit=2400, seed=s)
                for s, b in ((1, 64), (2, 256))]
     alone = [train(c, mnist)[0].params for c in configs]
