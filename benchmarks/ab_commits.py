@@ -43,7 +43,7 @@ def run(n):
     t0 = time.perf_counter()
     for s in range(n):
         lo = s * bs
-        if hasattr(net, "train_step"):  # commits from session 6 on
+        if hasattr(net, "train_step"):  # commits from bf6e3d7 on
             net.train_step(p.train_x[lo:lo + bs], p.train_t[lo:lo + bs], s)
         else:
             net.forward(p.train_x[lo:lo + bs], training=True, step=s)

@@ -81,7 +81,7 @@ def main():
             start = time.perf_counter()
             for _ in range(n):
                 lo = (pos[side] % steps) * bs
-                if hasattr(net, "train_step"):  # commits from session 6 on
+                if hasattr(net, "train_step"):  # commits from bf6e3d7 on
                     net.train_step(p.train_x[lo:lo + bs], p.train_t[lo:lo + bs], pos[side])
                 else:
                     net.forward(p.train_x[lo:lo + bs], training=True, step=pos[side])

@@ -22,8 +22,8 @@ features without that preference, unless NUMBA_CPU_FEATURES is already set), it 
 takes effect if nothing was compiled by Numba earlier in the process (else a warning
 says so and WIDE_FEATURES is None), it has its own entries in the kernel cache, and
 fastmath sums then add in another order: results are reproducible for the same setting,
-not across settings. Measured gains are in BENCHMARKS.md (session 3, before the
-backward tiles: the book network's epoch median no consistent change).
+not across settings. Its measured effect is in BENCHMARKS.md, History (commits ed29c4e
+and f6296b1, both before the explicit-vector product tiles).
 """
 import ast
 import hashlib
@@ -141,8 +141,8 @@ def kernel(**options):
     """njit(**options), with cache=True when the cache is enabled and usable, and Numba's
     "numpy" error model: a float division by zero gives inf or NaN, as in NumPy (they reach
     the loss check), instead of a ZeroDivisionError test before every division, which
-    keeps a loop with a division from vectorising (a serial sigmoid loop: 390 -> 30 us for
-    256 x 100; parallel loops already used this model)."""
+    keeps a loop with a division from vectorising (Numba's parallel loops use this model
+    anyway)."""
     options.setdefault("error_model", "numpy")
 
     def wrap(function):

@@ -18,9 +18,9 @@ to one item, summed in a fixed order inside it): results never depend on who too
 
 Why: on this shared machine one core often runs a third slower than the other for
 seconds at a time (its neighbour on the host is busy); with fixed halves the faster
-thread then waits for the slower one at the end of every kernel (measured on the book
-network, batch 256: the worker's half of the forward product 233 us against 172 us for
-the main thread's, BENCHMARKS.md, session 7).
+thread then waits for the slower one at the end of every kernel (on the book network at
+batch 256 the worker's half of the forward product took 233 us against 172 us for the
+main thread's in one reading: BENCHMARKS.md, History, commit a03b18a).
 
 Each share's counter packs two item numbers: the next item from the front (low 32 bits;
 the owner takes n items from there by adding n) and one past the last from the back

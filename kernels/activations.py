@@ -48,9 +48,9 @@ def _f(kind, z):
 @kernel(inline="always")
 def _df(kind, z, a):
     # Every kind's derivative is computed, then the one for `kind` chosen: that keeps a
-    # loop over elements a vector loop (with one branch a kind, LLVM kept the loops of
-    # activation_backward and head_step scalar: 128 x 1200 shifted ReLU 42 -> 21 us, same
-    # bits). A new kind adds its line and one "dN if kind == N else" to the choice.
+    # loop over elements a vector loop (with one branch a kind, LLVM keeps the loops of
+    # activation_backward and head_step scalar). A new kind adds its line and one
+    # "dN if kind == N else" to the choice.
     d1 = a * (1.0 - a)
     d2 = 1.0 - a * a
     d3 = 1.0 if z > 0.0 else 0.0
@@ -62,7 +62,7 @@ def _df(kind, z, a):
 def activation_forward(A, Z, kind):
     """A = f(Z) elementwise, in place; A may be Z. An iteration owns ROWS rows and runs
     through them as one flat stretch, so the vector loop leaves one remainder per
-    stretch, not one per row (256 x 100 sigmoid: 28 -> 21 us)."""
+    stretch, not one per row."""
     B, H = Z.shape
     a, z = address(A), address(Z)
     for c in prange((B + ROWS - 1) // ROWS):

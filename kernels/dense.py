@@ -9,7 +9,7 @@ W holds one row per output unit.
     dW = dYᵀ X and dX = dY W: outer-product tiles that read dY, X and W in place
              (kernels/matmul.py: matmul_tn, matmul_nn).
 The forward pass could use the outer-product tiles too, but they need Wᵀ, and copying W
-every step made whole epochs no faster (BENCHMARKS.md, session 4). All arrays are
+every step made whole epochs no faster (BENCHMARKS.md, History, commit 50f8afe). All arrays are
 C-contiguous and of one dtype (the network's buffers are). Every output element is owned
 by one prange iteration or work item (kernels/_share.py) and summed in a fixed order:
 results do not depend on the thread count or on which thread ran what.
@@ -30,8 +30,8 @@ BLOCK_BYTES = 1 << 18  # dense_forward_tiles: rows of W a thread runs through th
 KEEP_ROWS = 2
 
 # dense_forward gives each thread blocks of 16 columns from this many output units on
-# (a 1200 x 1200 product: 54 -> 89-112 GFLOP/s, BENCHMARKS.md); narrower layers keep
-# 4-column blocks, so that there are enough blocks to share.
+# (faster on the deep network's 1200-unit layers: BENCHMARKS.md, History, commit e7cf420);
+# narrower layers keep 4-column blocks, so that there are enough blocks to share.
 WIDE_MIN_UNITS = 256
 
 
@@ -185,7 +185,8 @@ def dense_forward_tiles(Y, X, W, b, parts, counters):
     thread runs through the batch with one block of W at a time and reads the same rows
     of W every step, which mostly stay in its core's cache (the optimizers split the
     flat parameters into contiguous halves too, nearly the same split for the largest
-    layer; measured against splitting the batch instead: BENCHMARKS.md, session 5).
+    layer; measured against splitting the batch instead: BENCHMARKS.md, History, commit
+    5116902).
     A thread that finishes its share takes items from the end of another while at least
     KEEP_ROWS are left (kernels/_share.py; counters: make_counters(parts))."""
     B, D = X.shape

@@ -13,7 +13,7 @@ dZ[B, K], dW[K, D], db[K], dX[B, D] (skipped when input_grad is false).
 The same numbers, bit for bit, as those six or seven kernels one after another
 (tests/test_head.py holds it to them), from one call: a step runs them on a few
 thousand numbers (K = 10), where waking the threads six times and the tiles' fixed
-costs took longer than the arithmetic (batch 256: 57 us -> 37 us, BENCHMARKS.md).
+costs take longer than the arithmetic (BENCHMARKS.md, History, commit bf6e3d7).
 Each element is summed as in those kernels: the logits with the forward tiles'
 arithmetic (16 partial sums, vsum's tree, then the bias) in smaller tiles, the products
 with matmul's tiles, the softmax with its row passes. Float32 on AVX-512 CPUs only
@@ -41,8 +41,8 @@ SHARE = 8
 def _dot_4x2(y, H, x, w, bias, D, i, last_row, j, last_col):
     """Y[i:i+4, j:j+2] = bias[j:j+2] + X[i:i+4] W[j:j+2]ᵀ: dense._dot_8x3's arithmetic
     (16 partial sums an element, the last D % 16 masked, vsum's tree, then the bias), so
-    the same bits, in a third of its size: the logits are a few units wide, and the big
-    tile made this kernel's compile time 11 s instead of about 6 s."""
+    the same bits, in a third of its size: the logits are a few units wide, and the 8x3
+    tile, inlined here, about doubles this kernel's compile time."""
     r0 = min(i, last_row); r1 = min(i + 1, last_row); r2 = min(i + 2, last_row); r3 = min(i + 3, last_row)
     x0 = r0 * D; x1 = r1 * D; x2 = r2 * D; x3 = r3 * D
     j0 = min(j, last_col); j1 = min(j + 1, last_col)
@@ -104,8 +104,8 @@ def head_step(Z, P, L, dZ, dX, dW, db, X, W, b, T, S, kind, zeros, parts, input_
         # dX = dZ W for these rows: matmul's tiles, as matmul_nn(dX, dZ, W, zeros).
         if input_grad:
             for i in range(lo, hi, ROWS):
-                # 16 columns a tile only: 6x64 tiles here and in dW below added about
-                # 5 s to this kernel's compile time, for 1-2 us a step.
+                # 16 columns a tile only: 6x64 tiles here and in dW below would add
+                # about 5 s to this kernel's compile time, for 1-2 us a step.
                 for j in range(0, D, LANES):
                     _tile_6x16(dx, dz, K, 1, w, zp, hi, D, i, j, min(LANES, D - j), 0, K)
             # Through the activation, while these rows are in cache.

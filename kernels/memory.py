@@ -3,8 +3,8 @@ vector of float32), for the buffers the kernels read most.
 
 NumPy's allocator aligns to 16 bytes only. A 16-lane vector load (kernels/_simd.py) from
 an address that is not a multiple of 64 spans two cache lines and costs about two loads:
-the forward tiles ran 78 GFLOP/s on one core instead of 102 with W in L2 (BENCHMARKS.md,
-session 5). A row of a C-contiguous [R, C] array starts on a boundary too when C times
+on unaligned arrays the forward tiles run about a quarter slower (BENCHMARKS.md, History,
+commit fb86f79). A row of a C-contiguous [R, C] array starts on a boundary too when C times
 the item size is a multiple of 64 (784 or 1200 float32 columns: yes; 100: no).
 """
 import numpy as np

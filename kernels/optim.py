@@ -4,7 +4,7 @@ Shapes: N parameters.  p[N] parameters, g[N] gradients (a network keeps all its
 parameters in one flat vector, so one call updates every layer); max_norm works on
 one layer's W[H, D]. Scalar settings (lr, betas, ...) are taken in the parameters' dtype
 (like()): a float64 scalar would turn the whole float32 loop into float64 arithmetic at
-half the vector width (Adam over 2.4 M float32 parameters: 0.93 -> 0.38 ns an element).
+half the vector width.
 """
 import math
 

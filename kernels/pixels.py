@@ -5,9 +5,8 @@ Shapes: N images, P pixels.  a[N, P] uint8 (C-contiguous), counts[parts, 256] in
 table[256], out[N, P].
 
 NumPy's own ways are slow here: np.bincount widens every byte to int64 first, and
-table[a] (or np.take) runs at about 10 ns an element; on MNIST's 47 million training
-pixels these kernels cut prepare() from 0.45-0.64 s to about 0.1 s (histogram 0.21 ->
-0.05 s, scaling 0.16-0.28 -> 0.03 s, once the kernels are loaded; BENCHMARKS.md, session 5).
+table[a] (or np.take) runs at about 10 ns an element, and MNIST's training set has 47
+million pixels (BENCHMARKS.md, History, commit 49a64f7).
 """
 from numba import prange
 

@@ -109,9 +109,8 @@ def softmax_cross_entropy_forward(P, L, Z, T):
     """softmax_rows and cross_entropy together; returns the mean loss.
 
     Three passes over the batch (shifted logits, exps, sums and losses) rather than one
-    pass a row doing all three: measured 39 us -> 13-19 us for 256 x 10, same bits
-    (benchmarks/kernel_times.py); the pass that only takes exps is a loop LLVM
-    vectorises, over P as one flat run (256 x 10: 23.6 -> 17.5 us, same bits). The third
+    pass a row doing all three, so that the pass that only takes exps, over P as one
+    flat run, is a loop LLVM vectorises. The third
     pass finds each row's maximum again rather than keeping it in L, so L's dtype never
     rounds it. P must be C-contiguous and must not alias Z."""
     B, K = Z.shape
