@@ -217,8 +217,9 @@ def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print, a
     from fastmlp.kernels._jit import WIDE_FEATURES
     from fastmlp.kernels.dense import TALL_TILES
     from fastmlp.kernels.matmul import tile_columns
+    import llvmlite.binding
     width = ("auto-vectorised kernels 512-bit (FASTMLP_AVX512=1)" if WIDE_FEATURES
-             else "auto-vectorised kernels 256-bit (default)") \
+             else f"auto-vectorised kernels at LLVM's default width for {llvmlite.binding.get_host_cpu_name()}") \
         + (", forward product in 8x3 tiles of 16-lane vectors" if TALL_TILES else ", forward product in 4x4 dot tiles") \
         + f", backward product tiles {tile_columns('float32')} float32 columns wide"
     machine = f"{platform.machine()} {_cpu_name()}, {os.cpu_count()} cpus, {threads} threads"
