@@ -22,9 +22,10 @@ import numpy as np
 
 from fastmlp import PRESETS, TrainConfig, load, optim, prepare
 from fastmlp import kernels as K
-from fastmlp.kernels import dense as D
-from fastmlp.kernels._jit import WIDE_FEATURES
-from fastmlp.kernels.matmul import tile_columns
+from fastmlp.kernels._runtime.jit import host_has_avx512
+from fastmlp.kernels.fast import dense as D
+from fastmlp.kernels._runtime.jit import WIDE_FEATURES
+from fastmlp.kernels.fast.matmul import tile_columns
 from fastmlp.train import build_network
 
 # name: (kernel, M, K, N) for Y[M, N] = A B, as the dense layer calls it: dense_forward
@@ -126,10 +127,13 @@ def steps(config, batches, data_dir):
 
     # The products by shape: Y[M, N] = A B with M x K x N.
     timer(D, "matmul", lambda Y, A, B, b, w, t, *sums: f"matmul_{'tn' if t else 'nn'} {Y.shape[0]}x{B.shape[0]}x{B.shape[1]}")
-    timer(D, "dense_forward", lambda Y, X, W, b: f"dense_forward {X.shape[0]}x{X.shape[1]}x{W.shape[0]}")
-    K.dense_forward = D.dense_forward
+    # The network calls what its dispatch table chose (net.k); the optimizers call fastmlp.kernels.
+    timer(net.k, "dense_forward", lambda Y, X, W, b: f"dense_forward {X.shape[0]}x{X.shape[1]}x{W.shape[0]}")
     for name in ("activation_forward", "activation_backward", "softmax_cross_entropy_forward",
-                 "softmax_cross_entropy_backward", "head_step", "dropout_forward", "dropout_backward", "sgd_step", "adam_step"):
+                 "softmax_cross_entropy_backward", "head", "dropout_forward", "dropout_backward"):
+        if getattr(net.k, name) is not None:
+            timer(net.k, name)
+    for name in ("sgd_step", "adam_step"):
         timer(K, name)
     opt = optim.make(cfg.optimizer, net.params.size, net.dtype)
     n = min(batches, p.train_x.shape[0] // bs)
@@ -164,7 +168,7 @@ def main():
         numba.set_num_threads(args.threads)
     print(f"machine: {os.uname().machine}, {os.cpu_count()} cpus, numba {numba.__version__} "
           f"({numba.get_num_threads()} threads), numpy {np.__version__}, "
-          f"forward {'8x3 vector' if D.TALL_TILES else '4x4 dot'} tiles, "
+          f"forward {'8x3 vector' if host_has_avx512() else '4x4 dot'} tiles, "
           f"backward product tiles {tile_columns(np.float32)} float32 columns wide, other kernels "
           f"{'512' if WIDE_FEATURES else '256'}-bit")
     if args.steps:

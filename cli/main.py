@@ -1,4 +1,4 @@
-"""The `fastmlp` command: train, data, cache. Parsing and printing only; the work is in
+"""The `fastmlp` command: train, evaluate, predict, data, sweep, plot, bench, kernels, warmup, cache. Parsing and printing only; the work is in
 fastmlp. Errors are one line on stderr: exit 2 for usage, 1 for everything else."""
 import json
 import os
@@ -433,6 +433,39 @@ def warmup(dtypes):
         K.warmup(np.dtype(name))
         click.echo(f"{name}: {time.perf_counter() - start:.1f}s")
     click.echo("cache: " + ", ".join(K.cache_dirs()) if K.CACHE_ENABLED else "cache disabled (FASTMLP_NUMBA_CACHE=0)")
+
+
+@main.command()
+@click.option("--dtype", "dtypes", type=click.Choice(["float32", "float64"]), multiple=True,
+              help="Show this type only (repeatable).  [default: both]")
+@click.option("--check", is_flag=True,
+              help="Re-validate the fast replacements of edited plain ops against them and record "
+                   "their new digests where they pass.")
+def kernels(dtypes, check):
+    """The dispatch table: which implementation runs for each op on this machine, and why
+    (FASTMLP_KERNELS=plain runs every op on the plain layer)."""
+    from fastmlp.kernels import dispatch
+
+    try:
+        words = dispatch.settings()
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    if check:
+        from fastmlp.kernels.fast import validate
+        results = validate.revalidate(log=click.echo)
+        if not results:
+            click.echo("every fast replacement is validated against the current plain sources")
+        if any(results.values()):
+            raise click.ClickException("some fast replacements differ from the plain ops they replace; "
+                                       "they stay off until they are fixed and checked again")
+        return
+    click.echo(f"FASTMLP_KERNELS={','.join(sorted(words)) or 'auto'}")
+    for dtype in dtypes or ("float32", "float64"):
+        click.echo(f"{dtype}:")
+        for op, choice in dispatch.table(dtype).items():
+            if op != dispatch.HEAD and dtype not in dispatch.KERNELS[op].dtypes:
+                continue
+            click.echo(f"  {op:32s} {choice.implementation:36s} {choice.why}")
 
 
 @main.command()

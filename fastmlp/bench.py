@@ -214,14 +214,13 @@ def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print, a
         row["speedup"] = statistics.median(ratios)
         row["speedup_range"] = (min(ratios), max(ratios))
         rows.append(row)
-    from fastmlp.kernels._jit import WIDE_FEATURES
-    from fastmlp.kernels.dense import TALL_TILES
-    from fastmlp.kernels.matmul import tile_columns
     import llvmlite.binding
+    from fastmlp.kernels import dispatch
+    from fastmlp.kernels._runtime.jit import WIDE_FEATURES
+    chosen = dispatch.table("float32")
     width = ("auto-vectorised kernels 512-bit (FASTMLP_AVX512=1)" if WIDE_FEATURES
              else f"auto-vectorised kernels at LLVM's default width for {llvmlite.binding.get_host_cpu_name()}") \
-        + (", forward product in 8x3 tiles of 16-lane vectors" if TALL_TILES else ", forward product in 4x4 dot tiles") \
-        + f", backward product tiles {tile_columns('float32')} float32 columns wide"
+        + "; " + ", ".join(f"{op} {chosen[op].implementation}" for op in ("dense_forward", "dense_backward", "head"))
     machine = f"{platform.machine()} {_cpu_name()}, {os.cpu_count()} cpus, {threads} threads"
     if as_json:
         for row in rows:

@@ -25,7 +25,7 @@ import numpy as np
 
 from fastmlp.files import publish
 from fastmlp.kernels import byte_counts, lookup_bytes
-from fastmlp.kernels.memory import aligned_empty
+from fastmlp.kernels import aligned_empty
 
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",

@@ -51,6 +51,8 @@ class Network:
             raise ValueError(f"unknown initialisation {init!r} (known: {', '.join(INITS)})")
         self.order, self.width = G.check(nodes, input_width, classes)
         self.dtype, self.max_batch, self.seed = np.dtype(dtype), int(max_batch), int(seed)
+        # What runs for each op on this CPU and dtype (fastmlp.kernels.dispatch).
+        self.k = K.dispatch.Kernels(self.dtype)
         self.head = next(n for n in self.order if n.type == "head")
         self.index = {n.name: i for i, n in enumerate(self.order)}  # dropout key "node"
         self.dense = [n for n in self.order if n.type == "dense"]
@@ -89,14 +91,14 @@ class Network:
         self.P = K.aligned_empty((B, classes), self.dtype)  # softmax output
         self.L = np.empty(B, self.dtype)                    # per-row losses
         self._no_dx = np.empty((0, 1), self.dtype)
-        # The zero bias the backward products start from (see fastmlp.kernels.dense).
+        # The zero bias the backward products start from (see fastmlp.kernels.fast.matmul).
         self.zeros = np.zeros(max(W.shape[1] for W in self.W), self.dtype)
         # train_step runs the dense layer that gives the logits, the softmax, the loss and
-        # their gradients as one kernel (kernels/head.py) where that kernel applies: float32
-        # where the 16-lane forward tiles run, logits read by the head alone.
+        # their gradients as one kernel (kernels/fast/head.py) where the dispatch table
+        # chose it (float32 where the 16-lane forward tiles run, no op of its pattern edited)
+        # and the logits are read by the head alone.
         last = next((n for n in self.dense if n.name == self.head.inputs[0]), None)
-        self.fused = last if (last is not None and edges.get(last.name) == 1 and self.dtype == np.float32
-                              and K.FUSED_HEAD) else None
+        self.fused = last if (last is not None and edges.get(last.name) == 1 and self.k.head is not None) else None
         # ... and the backward pass of the activation just before it, when that activation
         # feeds this layer alone and is one of the kernels' own (K.ACTIVATIONS).
         self.fused_act = None
@@ -152,17 +154,17 @@ class Network:
             a = v[n.inputs[0]]
             if n.type == "dense":
                 l = self.layer[n.name]
-                K.dense_forward(y, a, self.W[l], self.b[l])
+                self.k.dense_forward(y, a, self.W[l], self.b[l])
             elif n.type == "activation":
                 if n.function in G.CUSTOM_ACTIVATIONS:
                     G.CUSTOM_ACTIVATIONS[n.function][0](y, a)
                 else:
-                    K.activation_forward(y, a, K.ACTIVATIONS[n.function])
+                    self.k.activation_forward(y, a, K.ACTIVATIONS[n.function])
             elif n.type == "dropout":
                 if not (training and n.rate > 0):
                     v[n.name] = a
                     continue
-                K.dropout_forward(y, self.mask[n.name][:B], a, n.rate, self.seed, step, self.index[n.name])
+                self.k.dropout_forward(y, self.mask[n.name][:B], a, n.rate, self.seed, step, self.index[n.name])
             elif n.type == "add":
                 np.add(a, v[n.inputs[1]], out=y)
                 for i in n.inputs[2:]:
@@ -190,7 +192,7 @@ class Network:
         """forward(x, training=True, step=step), then loss_and_backward(t): the mean loss,
         and the same numbers everywhere, bit for bit. Where self.fused is a node, that
         dense layer, the softmax, the loss and their gradients run as one kernel
-        (kernels/head.py: one call instead of six)."""
+        (kernels/fast/head.py: one call instead of six)."""
         if self.fused is None:
             self.forward(x, training=True, step=step)
             return self.loss_and_backward(t)
@@ -214,14 +216,14 @@ class Network:
                 s, kind, dx = v[a.inputs[0]], K.ACTIVATIONS[a.function], self._dest(a.inputs[0], B)
             else:
                 s, kind, dx = v[u], -1, self._dest(u, B) if want else self._no_dx
-            loss = K.head_step(z, self.P[:B], self.L[:B], self.grad[n.name][:B], dx, self.dW[l], self.db[l],
+            loss = self.k.head(z, self.P[:B], self.L[:B], self.grad[n.name][:B], dx, self.dW[l], self.db[l],
                                v[u], self.W[l], self.b[l], t, s, kind, self.zeros, K.PARTS, want)
             self._arrived(n.name, B)
             if want:
                 self._arrived(a.inputs[0] if a is not None else u, B)
         else:
-            loss = K.softmax_cross_entropy_forward(self.P[:B], self.L[:B], v[logits_name], t)
-            K.softmax_cross_entropy_backward(self._dest(logits_name, B), self.P[:B], t)
+            loss = self.k.softmax_cross_entropy_forward(self.P[:B], self.L[:B], v[logits_name], t)
+            self.k.softmax_cross_entropy_backward(self._dest(logits_name, B), self.P[:B], t)
             self._arrived(logits_name, B)
         for n in reversed(self.order):
             if n.type == "head" or not self.needs_grad[n.name] or (fused and (n is self.fused or n is self.fused_act)):
@@ -232,16 +234,16 @@ class Network:
                 l, u = self.layer[n.name], n.inputs[0]
                 want = self.needs_grad[u]
                 dx = self._dest(u, B) if want else self._no_dx
-                K.dense_backward(dx, self.dW[l], self.db[l], dy, v[u], self.W[l], self.zeros, want)
+                self.k.dense_backward(dx, self.dW[l], self.db[l], dy, v[u], self.W[l], self.zeros, want)
             elif n.type == "activation" and ins:
                 if n.function in G.CUSTOM_ACTIVATIONS:
                     G.CUSTOM_ACTIVATIONS[n.function][1](self._dest(ins[0], B), dy, v[ins[0]], v[n.name])
                 else:
-                    K.activation_backward(self._dest(ins[0], B), dy, v[ins[0]], v[n.name],
-                                          K.ACTIVATIONS[n.function])
+                    self.k.activation_backward(self._dest(ins[0], B), dy, v[ins[0]], v[n.name],
+                                               K.ACTIVATIONS[n.function])
             elif n.type == "dropout" and ins:
                 if training and n.rate > 0:
-                    K.dropout_backward(self._dest(ins[0], B), dy, self.mask[n.name][:B])
+                    self.k.dropout_backward(self._dest(ins[0], B), dy, self.mask[n.name][:B])
                 else:
                     np.copyto(self._dest(ins[0], B), dy)
             elif n.type == "add":

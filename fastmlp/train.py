@@ -165,9 +165,10 @@ def build_network(config, inputs, classes):
 
 
 def kernels_for(config, network, optimizer):
-    """The kernels a training run will call: compiled before the first step."""
+    """The ops a training run will call (each through the dispatch table; "head": the
+    fused head): compiled before the first step."""
     names = ["dense_forward", "dense_backward", optimizer.kernel]
-    names += (["head_step"] if network.fused is not None else
+    names += (["head"] if network.fused is not None else
               ["softmax_cross_entropy_forward", "softmax_cross_entropy_backward"])
     acts = [n for n in network.order if n.type == "activation" and n.function in K.ACTIVATIONS]
     if acts:
@@ -318,7 +319,7 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
             lo, hi = step * bs, min(n, step * bs + bs)
             if config.shift > 0:  # augmented: each image moved at random, then gathered
                 x = network.x[:hi - lo]
-                K.shift_gather(x, prepared.train_images, order[lo:hi], prepared.pixels, dataset.rows, dataset.cols,
+                network.k.shift_gather(x, prepared.train_images, order[lo:hi], prepared.pixels, dataset.rows, dataset.cols,
                                background, config.shift, config.seed, step_count)
                 t = network.t[:hi - lo]
                 np.take(prepared.train_t, order[lo:hi], axis=0, out=t)
@@ -335,11 +336,11 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
             total_loss += loss * (hi - lo)
             if config.weight_decay > 0:
                 for W, dW in zip(network.W_flat, network.dW_flat):
-                    K.weight_decay(dW, W, config.weight_decay)
+                    network.k.weight_decay(dW, W, config.weight_decay)
             optimizer.step(network.params, network.grads, lr)
             if config.max_norm is not None:
                 for W in network.W:
-                    K.max_norm(W, config.max_norm)
+                    network.k.max_norm(W, config.max_norm)
             step_count += 1
             if on_step:
                 on_step(step + 1, steps)

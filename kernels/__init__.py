@@ -1,56 +1,66 @@
 """fastmlp.kernels: Numba kernels, arrays in and arrays out. Outputs first, then inputs.
 
-Every kernel has a plain NumPy twin of the same name in fastmlp.kernels.reference.
+Two layers. The plain layer (kernels/*.py: dense, activations, losses, dropout, optim,
+augment) is the algorithm, and its functions are the names imported here; each has a
+NumPy twin of the same name in fastmlp.kernels.reference. The fast layer (kernels/fast/)
+holds tuned replacements, and kernels/dispatch.py decides which implementation runs for
+each op on this machine (`fastmlp kernels` prints its table). The registry
+(kernels/_runtime/registry.py) lists them all.
 """
 import os
+import threading
 
-from ._jit import CACHE_ENABLED
-from ._jit import cache_dirs as _cache_dirs
+from ._runtime.jit import CACHE_ENABLED
+from ._runtime.jit import cache_dirs as _cache_dirs
+from ._runtime.memory import aligned_empty, aligned_zeros
+from ._runtime.registry import KERNELS
 from .activations import ACTIVATIONS, activation_backward, activation_forward
 from .augment import shift_gather
-from . import dense as _dense
-from .dense import PARTS, dense_backward, dense_forward
-from .dense import TALL_TILES as FUSED_HEAD
-from .head import head_step
-from . import matmul as _matmul
-from .matmul import matmul_nn, matmul_tn
-from .memory import aligned_empty, aligned_zeros
-from .pixels import byte_counts, lookup_bytes
+from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
+from .losses import cross_entropy, softmax_cross_entropy_backward, softmax_cross_entropy_forward, softmax_rows
 from .optim import adam_step, max_norm, momentum_step, sgd_step, weight_decay
-from .softmax import (cross_entropy, softmax_cross_entropy_backward,
-                      softmax_cross_entropy_forward, softmax_rows)
+from .pixels import byte_counts, lookup_bytes
+from . import fast  # noqa: F401  (declares the fast layer)
+from . import dispatch
+from .fast._share import PARTS
+from .fast.head import head_step
+from .fast.matmul import matmul_nn, matmul_tn
 
-__all__ = [
-    "ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "activation_backward", "activation_forward",
-    "adam_step", "aligned_empty", "aligned_zeros", "byte_counts", "cross_entropy", "dense_backward", "dense_forward", "dropout_backward", "matmul_nn", "matmul_tn",
-    "dropout_forward", "head_step", "lookup_bytes", "max_norm", "momentum_step", "sgd_step", "weight_decay",
-    "softmax_cross_entropy_backward", "softmax_cross_entropy_forward", "softmax_rows", "shift_gather",
-    "thread_safe",
-]
+# Every plain and data kernel in the registry is a public name (a kernel added to a plain
+# module is importable from fastmlp.kernels without further lists).
+globals().update({name: k.run for name, k in KERNELS.items() if k.layer != "fast"})
+__all__ = sorted([name for name, k in KERNELS.items() if k.layer != "fast"]) + [
+    "ACTIVATIONS", "CACHE_ENABLED", "KERNELS", "aligned_empty", "aligned_zeros", "cache_dirs", "dispatch",
+    "head_step", "matmul_nn", "matmul_tn", "thread_safe", "warmup"]
+
+
+_PROBE = threading.Lock()
+_SAFE = []
 
 
 def thread_safe():
     """Whether several Python threads may be inside parallel kernels at once (each has its
-    own work-sharing counters, kernels/_share.py): true with Numba's omp or tbb threading
-    layer, false with workqueue, its fallback where neither is installed, which aborts the
-    process when two threads launch at once. Runs a tiny parallel kernel first, so that
-    Numba has chosen its layer."""
-    import numba
-    import numpy as np
-    x = np.zeros((8, 4), np.float32)
-    activation_forward(x, x, 0)
-    return numba.threading_layer() != "workqueue"
+    own work-sharing counters, kernels/fast/_share.py): true with Numba's omp or tbb
+    threading layer, false with workqueue, its fallback where neither is installed, which
+    aborts the process when two threads launch at once. The first call runs a tiny
+    parallel kernel, so that Numba has chosen its layer, under a lock (two threads probing
+    at once would be just that abort)."""
+    with _PROBE:
+        if not _SAFE:
+            import numba
+            import numpy as np
+            x = np.zeros((8, 4), np.float32)
+            activation_forward(x, x, 0)
+            _SAFE.append(numba.threading_layer() != "workqueue")
+    return _SAFE[0]
 
 
 def cache_dirs():
-    """Where Numba caches these kernels: beside the sources (kernels/__pycache__) when
-    that is writable, else a per-user directory; NUMBA_CACHE_DIR overrides both."""
-    return _cache_dirs([activation_backward, activation_forward, adam_step, cross_entropy,
-                        _dense.column_sums, _dense.dense_forward_dot, _dense.dense_forward_tiles, head_step, _matmul.matmul,
-                        dropout_backward, dropout_forward, byte_counts, lookup_bytes,
-                        max_norm, momentum_step, sgd_step, weight_decay, softmax_cross_entropy_backward,
-                        softmax_cross_entropy_forward, softmax_rows, shift_gather])
+    """Where Numba caches these kernels: beside the sources (kernels/__pycache__ and
+    kernels/fast/__pycache__) when that is writable, else a per-user directory;
+    NUMBA_CACHE_DIR overrides both."""
+    return _cache_dirs([d for k in KERNELS.values() for d in k.compiled])
 
 
 def cached_files(d):
@@ -69,67 +79,50 @@ def clear_cache():
     return removed
 
 
-def _dispatcher(name, dtype):
-    """The compiled function behind warmup's kernel `name` for `dtype`."""
-    import numpy as np
-    if name == "dense_forward":
-        return _dense.dense_forward_tiles if FUSED_HEAD and np.dtype(dtype) == np.float32 else _dense.dense_forward_dot
-    if name == "dense_backward":
-        return _matmul.matmul
-    return globals()[name]
+def _implementations(names, dtype):
+    """Registry names for `names`, each an op (resolved through the dispatch table, the
+    fused head's "head" included) or already an implementation."""
+    choices = dispatch.table(dtype)
+    out = []
+    for name in names:
+        if name in choices:
+            if choices[name].run is not None:
+                out.append(choices[name].implementation)
+        elif name in KERNELS:
+            out.append(name)
+        else:
+            raise KeyError(f"no kernel or op named {name!r}")
+    return list(dict.fromkeys(out))
 
 
 def warmup(dtype, names=None, helpers=None):
-    """Compile (or load from the cache) the named kernels (default: all) for `dtype` on
-    tiny arrays, with the argument types training uses, so that no compilation happens
-    inside an epoch. Returns the names warmed up. helpers: processes that compile, beside
-    this one, the kernels the on-disk cache lacks (kernels/_compile.py; default: one for
-    each further core, at most 3; 0: none)."""
+    """Compile (or load from the cache) the kernels for `names` (ops or implementations;
+    default: what the dispatch table chooses for every op) for `dtype`, on each one's
+    registered example arguments, so that no compilation happens inside an epoch.
+    Returns the implementations warmed up. helpers: processes that compile, beside this
+    one, the kernels the on-disk cache lacks (kernels/_runtime/compile.py; default: one
+    for each further core, at most 3; 0: none)."""
     import numpy as np
-    from . import _compile
-    x = np.ones((2, 3), dtype)
-    w = np.ones((2, 3), dtype)
-    b = np.zeros(2, dtype)
-    y = np.empty((2, 2), dtype)
-    t = np.eye(2, dtype=dtype)
-    calls = {
-        "dense_forward": lambda: dense_forward(y, x, w, b),
-        "dense_backward": lambda: dense_backward(np.empty_like(x), np.empty_like(w), np.empty_like(b), y, x, w,
-                                                 np.zeros(3, dtype), True),
-        "activation_forward": lambda: activation_forward(y, y, 1),
-        "activation_backward": lambda: activation_backward(y, y, y, y, 1),
-        "softmax_rows": lambda: softmax_rows(y, y),
-        "cross_entropy": lambda: cross_entropy(np.empty(2, dtype), y, t),
-        "softmax_cross_entropy_forward": lambda: softmax_cross_entropy_forward(np.empty_like(y), np.empty(2, dtype), y, t),
-        "softmax_cross_entropy_backward": lambda: softmax_cross_entropy_backward(y, y, t),
-        "dropout_forward": lambda: dropout_forward(y, np.empty_like(y), y, 0.5, 0, 0, 0),
-        "dropout_backward": lambda: dropout_backward(y, y, y),
-        "sgd_step": lambda: sgd_step(b, b, 0.5),
-        "momentum_step": lambda: momentum_step(b, np.zeros_like(b), b, 0.5, 0.9, False),
-        "adam_step": lambda: adam_step(b, np.zeros_like(b), np.zeros_like(b), b, 0.5, 0.9, 0.999, 1e-8, 1),
-        "weight_decay": lambda: weight_decay(b, b, 0.5),
-        "max_norm": lambda: max_norm(w, 1.0),
-        "byte_counts": lambda: byte_counts(np.zeros((2, 256), np.int64), np.zeros((2, 3), np.uint8)),
-        "lookup_bytes": lambda: lookup_bytes(np.empty((2, 3), dtype), np.zeros(256, dtype), np.zeros((2, 3), np.uint8)),
-        "shift_gather": lambda: shift_gather(x, np.ones((2, 4), dtype), np.arange(2), np.arange(3), 2, 2, 0.0, 1, 0, 0),
-    }
-    if FUSED_HEAD and np.dtype(dtype) == np.float32:  # Network.train_step's head kernel
-        calls["head_step"] = lambda: head_step(y, np.empty_like(y), np.empty(2, dtype), np.empty_like(y), np.empty_like(x),
-                                               np.empty_like(w), np.empty_like(b), x, w, b, t, x, 1, np.zeros(3, dtype), PARTS, True)
-    names = list(calls) if names is None else list(names)
+    from ._runtime import compile as _compile
+    dtype = np.dtype(dtype)
+    if names is None:
+        names = [op for op, k in dispatch.table(dtype).items()
+                 if op == dispatch.HEAD or dtype.name in KERNELS[op].dtypes]
+    names = _implementations(names, dtype)
     helpers = min(_compile.cores() - 1, _compile.MOST) if helpers is None else helpers
-    cold = [n for n in names if not _compile.has_code(_dispatcher(n, dtype), dtype)] if helpers > 0 and CACHE_ENABLED else []
-    started = []
+    cold = ([n for n in names if not all(_compile.has_code(d, dtype) for d in KERNELS[n].compiled)]
+            if helpers > 0 and CACHE_ENABLED else [])
+    run = lambda name: KERNELS[name].run(*KERNELS[name].args(dtype))
     if _compile.worth_helpers(cold):
         groups = _compile.split(cold, helpers + 1)
-        started = _compile.start(__name__, __file__, np.dtype(dtype), groups[1:])
+        started = _compile.start(__name__, __file__, dtype, groups[1:])
         try:
             for name in groups[0]:
-                calls[name]()
+                run(name)
         except BaseException:
             _compile.finish(started, stop=True)
             raise
         _compile.finish(started)
     for name in names:  # the helpers' kernels load from the cache (any they missed compile here)
-        calls[name]()
+        run(name)
     return names

@@ -13,14 +13,14 @@ shifted ReLU max(-1, z) outputs -1 for z <= -1 and has gradient 0 at exactly z =
 """
 import math
 
+import numpy as np
 from numba import prange
 
-from ._jit import kernel
 from ._math import like, vexp
-from ._simd import address
+from ._runtime.jit import kernel
+from ._runtime.registry import plain
 
 ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "shifted_relu": 4}
-ROWS = 8  # rows of Z an iteration of the kernels below owns
 
 
 @kernel(inline="always")
@@ -58,24 +58,22 @@ def _df(kind, z, a):
     return d1 if kind == 1 else d2 if kind == 2 else d3 if kind == 3 else d4 if kind == 4 else 1.0
 
 
+@plain(example=lambda d: (np.empty((2, 2), d), np.ones((2, 2), d), 1))
 @kernel(parallel=True)
 def activation_forward(A, Z, kind):
-    """A = f(Z) elementwise, in place; A may be Z. An iteration owns ROWS rows and runs
-    through them as one flat stretch, so the vector loop leaves one remainder per
-    stretch, not one per row."""
+    """A = f(Z) elementwise for activation `kind` (an ACTIVATIONS code), in place; A may
+    be Z."""
     B, H = Z.shape
-    a, z = address(A), address(Z)
-    for c in prange((B + ROWS - 1) // ROWS):
-        for n in range(c * ROWS * H, min(B, c * ROWS + ROWS) * H):
-            a[n] = _f(kind, z[n])
+    for i in prange(B):
+        for j in range(H):
+            A[i, j] = _f(kind, Z[i, j])
 
 
+@plain(example=lambda d: (np.empty((2, 2), d), np.ones((2, 2), d), np.ones((2, 2), d), np.ones((2, 2), d), 1))
 @kernel(parallel=True)
 def activation_backward(dZ, dA, Z, A, kind):
-    """dZ = dA * f'(Z) elementwise, in place; dZ may be dA. Stretches of ROWS rows, as
-    activation_forward."""
+    """dZ = dA * f'(Z) elementwise (f' may use A = f(Z)), in place; dZ may be dA."""
     B, H = Z.shape
-    dz, da, z, a = address(dZ), address(dA), address(Z), address(A)
-    for c in prange((B + ROWS - 1) // ROWS):
-        for n in range(c * ROWS * H, min(B, c * ROWS + ROWS) * H):
-            dz[n] = da[n] * _df(kind, z[n], a[n])
+    for i in prange(B):
+        for j in range(H):
+            dZ[i, j] = dA[i, j] * _df(kind, Z[i, j], A[i, j])

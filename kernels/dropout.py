@@ -11,7 +11,8 @@ run and for any thread count. A unit is kept when the top 24 bits of its hash ar
 import numpy as np
 from numba import prange
 
-from ._jit import kernel
+from ._runtime.jit import kernel
+from ._runtime.registry import plain
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -36,6 +37,7 @@ def unit_hash(seed, step, node, row, col):
     return splitmix64(h ^ np.uint64(col))
 
 
+@plain(example=lambda d: (np.empty((2, 2), d), np.empty((2, 2), d), np.ones((2, 2), d), 0.5, 0, 0, 0))
 @kernel(parallel=True)
 def dropout_forward(Y, M, X, p, seed, step, node):
     """Y = X * M with M[i, j] = 1/(1-p) for kept units and 0 for dropped ones; 0 <= p < 1.
@@ -50,6 +52,7 @@ def dropout_forward(Y, M, X, p, seed, step, node):
             Y[i, j] = X[i, j] * M[i, j]
 
 
+@plain(example=lambda d: (np.empty((2, 2), d), np.ones((2, 2), d), np.ones((2, 2), d)))
 @kernel(parallel=True)
 def dropout_backward(dX, dY, M):
     """dX = dY * M."""

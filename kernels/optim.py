@@ -8,12 +8,15 @@ half the vector width.
 """
 import math
 
+import numpy as np
 from numba import prange
 
-from ._jit import kernel
+from ._runtime.jit import kernel
+from ._runtime.registry import plain
 from ._math import like
 
 
+@plain(example=lambda d: (np.ones(2, d), np.ones(2, d), 0.5))
 @kernel(parallel=True)
 def sgd_step(p, g, lr):
     """p -= lr * g."""
@@ -22,6 +25,7 @@ def sgd_step(p, g, lr):
         p[n] -= rate * g[n]
 
 
+@plain(example=lambda d: (np.ones(2, d), np.zeros(2, d), np.ones(2, d), 0.5, 0.9, False))
 @kernel(parallel=True)
 def momentum_step(p, v, g, lr, mu, nesterov):
     """v = mu * v + g; p -= lr * (g + mu * v) with Nesterov, else p -= lr * v."""
@@ -34,6 +38,7 @@ def momentum_step(p, v, g, lr, mu, nesterov):
             p[n] -= rate * v[n]
 
 
+@plain(example=lambda d: (np.ones(2, d), np.zeros(2, d), np.zeros(2, d), np.ones(2, d), 0.5, 0.9, 0.999, 1e-8, 1))
 @kernel(parallel=True)
 def adam_step(p, m, v, g, lr, beta1, beta2, eps, t):
     """Adam with bias correction; t is the 1-based step count."""
@@ -53,6 +58,7 @@ def adam_step(p, m, v, g, lr, beta1, beta2, eps, t):
         p[n] -= step * mn / (math.sqrt(vn) * unbias + e)
 
 
+@plain(example=lambda d: (np.ones(2, d), np.ones(2, d), 0.5))
 @kernel(parallel=True)
 def weight_decay(g, p, decay):
     """L2 weight decay folded into the gradient: g += decay * p."""
@@ -61,6 +67,7 @@ def weight_decay(g, p, decay):
         g[n] += d * p[n]
 
 
+@plain(example=lambda d: (np.ones((2, 3), d), 1.0))
 @kernel(parallel=True)
 def max_norm(W, c):
     """Rescale each row of W[H, D] (one unit's incoming weights) whose Euclidean norm

@@ -8,11 +8,14 @@ NumPy's own ways are slow here: np.bincount widens every byte to int64 first, an
 table[a] (or np.take) runs at about 10 ns an element, and MNIST's training set has 47
 million pixels (BENCHMARKS.md, History, commit 49a64f7).
 """
+import numpy as np
 from numba import prange
 
-from ._jit import kernel
+from ._runtime.jit import kernel
+from ._runtime.registry import plain
 
 
+@plain(example=lambda d: (np.zeros((2, 256), np.int64), np.zeros((2, 3), np.uint8)), layer="data", dtypes=("uint8",))
 @kernel(parallel=True)
 def byte_counts(counts, a):
     """counts[p, v] = how many of part p's entries of a equal v, part p being the flat
@@ -29,6 +32,7 @@ def byte_counts(counts, a):
             c[flat[i]] += 1
 
 
+@plain(example=lambda d: (np.empty((2, 3), d), np.zeros(256, d), np.zeros((2, 3), np.uint8)), layer="data")
 @kernel(parallel=True)
 def lookup_bytes(out, table, a):
     """out[i, j] = table[a[i, j]], in place."""

@@ -1,12 +1,67 @@
 """Shared fixtures. MNIST is found exactly as `fastmlp train` finds it: $FASTMLP_DATA_DIR
 when set (CI points it at ../shared/data/mnist), else the per-user cache, downloading what
 is missing from the mirrors ($FASTMLP_MIRRORS, else the public ones) with SHA-256 checks."""
+import os
 import pathlib
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def copy_project(target):
+    """The project's files as a clone of this checkout would have them (tracked files and
+    untracked ones git does not ignore; no virtualenv, no caches)."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, check=False)
+    if listed.returncode != 0:  # not a git checkout: copy everything but the usual litter
+        shutil.copytree(ROOT, target, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info"))
+        return
+    for rel in filter(None, listed.stdout.decode().split("\0")):
+        source = ROOT / rel
+        if source.is_file():
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / rel)
+
+
+class PackageCopy:
+    """A copy of the project whose package a child Python imports instead of the installed
+    one: the recipes and edit tests change its files, never the checkout's. `path(rel)`
+    is a file of the copy (kernels/losses.py, fastmlp/optim.py, ...); `run(args)` runs
+    `python -c` or `-m fastmlp.cli.main` with the copy first on the path."""
+
+    def __init__(self, tmp_path):
+        self.project = tmp_path / "project"
+        self.project.mkdir()
+        copy_project(self.project)
+        # The installed layout, by links: fastmlp/, fastmlp/kernels -> kernels/, fastmlp/cli -> cli/.
+        self.root = tmp_path / "site"
+        (self.root / "fastmlp").mkdir(parents=True)
+        for entry in (self.project / "fastmlp").iterdir():
+            os.symlink(entry, self.root / "fastmlp" / entry.name)
+        os.symlink(self.project / "kernels", self.root / "fastmlp" / "kernels")
+        os.symlink(self.project / "cli", self.root / "fastmlp" / "cli")
+
+    def path(self, rel):
+        return self.project / rel
+
+    def edit(self, rel, old, new):
+        text = self.path(rel).read_text()
+        assert text.count(old) == 1, (rel, old)
+        self.path(rel).write_text(text.replace(old, new))
+
+    def run(self, args, env=None, timeout=900):
+        env = {**os.environ, **(env or {}), "PYTHONPATH": str(self.root)}
+        return subprocess.run([sys.executable, *args], cwd=self.root, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def cli(self, args, env=None):
+        return self.run(["-m", "fastmlp.cli.main", *args], env)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import numpy as np
 from fastmlp import TrainConfig, load, train
 from fastmlp import kernels as K
 from fastmlp.kernels import reference as R
-from fastmlp.kernels.dense import dense_forward_dot
+from fastmlp.kernels.fast.dense import dense_forward_dot
 rng = np.random.default_rng(0)
 X = rng.standard_normal((37, 129)).astype(np.float32)
 W = rng.standard_normal((11, 129)).astype(np.float32)
@@ -27,7 +27,7 @@ config = dict(hidden=(24,), activation=("relu",), init="he", epochs=1, batch_siz
 one, _ = train(TrainConfig(**config, threads=1), load(sys.argv[1]))
 two, _ = train(TrainConfig(**config, threads=2), load(sys.argv[1]))
 import llvmlite.binding, os
-from fastmlp.kernels import _jit
+from fastmlp.kernels._runtime import jit as _jit
 print(json.dumps(dict(zmm=len(re.findall(r"vfmadd\w+ps\s[^\n]*zmm", asm)), err=err,
                       same=bool(np.array_equal(one.params, two.params)), wide=_jit.WIDE_FEATURES,
                       features=os.environ.get("NUMBA_CPU_FEATURES"), cpu=llvmlite.binding.get_host_cpu_name())))
@@ -35,7 +35,7 @@ print(json.dumps(dict(zmm=len(re.findall(r"vfmadd\w+ps\s[^\n]*zmm", asm)), err=e
 
 
 def _host_has_avx512():
-    from fastmlp.kernels._jit import host_has_avx512
+    from fastmlp.kernels._runtime.jit import host_has_avx512
     return host_has_avx512()
 
 
@@ -70,7 +70,7 @@ def test_opt_in_too_late_warns_and_reports_the_default(tmp_path):
               "numba.njit(lambda x: x + 1)(1)\n"
               "with warnings.catch_warnings(record=True) as w:\n"
               "    warnings.simplefilter('always')\n"
-              "    from fastmlp.kernels import _jit\n"
+              "    from fastmlp.kernels._runtime import jit as _jit\n"
               "print(_jit.WIDE_FEATURES is None, any('no effect' in str(x.message) for x in w))\n")
     env = {**os.environ, "FASTMLP_AVX512": "1"}
     env.pop("NUMBA_CPU_FEATURES", None)

@@ -14,27 +14,12 @@ import pytest
 
 from fastmlp import data as D
 
-from conftest import ROOT
+from conftest import copy_project
 
 # A data-using part of the suite: real MNIST read, standardized and trained on.
 PART = ["tests/test_data.py::test_read_real_mnist", "tests/test_data.py::test_standardized_mnist_float32_is_numpys_formula",
         "tests/test_train.py::test_subset_training_reaches_accuracy",
         "tests/test_train.py::test_same_seed_same_bits_and_thread_count_does_not_matter"]
-
-
-def _copy_project(target):
-    """The project's files as a clone of this checkout would have them (tracked files and
-    untracked ones git does not ignore; no virtualenv, no caches)."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
-                            capture_output=True, check=False)
-    if listed.returncode != 0:  # not a git checkout: copy everything but the usual litter
-        shutil.copytree(ROOT, target, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info"))
-        return
-    for rel in filter(None, listed.stdout.decode().split("\0")):
-        source = ROOT / rel
-        if source.is_file():
-            (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / rel)
 
 
 @pytest.fixture
@@ -62,7 +47,7 @@ def test_data_tests_pass_in_a_fresh_copy_with_an_empty_cache(tmp_path, mirror):
     clone, cache = tmp_path / "elsewhere" / "fastmlp", tmp_path / "empty-cache"
     clone.mkdir(parents=True)
     cache.mkdir()
-    _copy_project(clone)
+    copy_project(clone)
     assert (clone / "tests" / "conftest.py").is_file() and not (clone.parent / "shared").exists()
     env = {k: v for k, v in os.environ.items() if k != "FASTMLP_DATA_DIR"}
     env.update(XDG_CACHE_HOME=str(cache), FASTMLP_MIRRORS=url)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from fastmlp import Network
+from fastmlp import kernels as K
 from fastmlp.graph import Node
 
 
@@ -33,7 +34,8 @@ def _check(net, x, t, rng):
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
 
 
-@pytest.mark.parametrize("activations", [["sigmoid"], ["tanh"], ["shifted_relu", "relu"]])
+@pytest.mark.parametrize("activations", [[name] for name in sorted(K.ACTIVATIONS)] + [["shifted_relu", "relu"]],
+                         ids=lambda a: "-".join(a))
 def test_serial_network_gradient(activations, rng):
     sizes = [6] + [5] * len(activations) + [4]
     net = Network.serial(sizes, activations, max_batch=7, dtype=np.float64, init="glorot", seed=3)

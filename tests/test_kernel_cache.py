@@ -93,7 +93,7 @@ def test_every_parallel_kernel_compiles_to_a_parallel_loop(tmp_path):
               "warnings.simplefilter('error', numba.NumbaPerformanceWarning)\n"
               "import fastmlp.kernels as K\n"
               "K.warmup(np.float32); K.warmup(np.float64)\n"
-              "from fastmlp.kernels import dense, matmul\n"
+              "from fastmlp.kernels.fast import dense\n"
               "x = np.ones((9, 20), np.float32)\n"
               "dense.dense_forward_tiles(np.empty((9, 5), np.float32), x, np.ones((5, 20), np.float32),"
               " np.zeros(5, np.float32), 2, dense.counters())\n"
@@ -105,12 +105,13 @@ def test_every_parallel_kernel_compiles_to_a_parallel_loop(tmp_path):
 
 def test_warmup_hands_kernels_the_cache_lacks_to_a_helper_process(tmp_path):
     """K.warmup(helpers=1) with an empty cache: this process compiles its share (the longer
-    one, dense_forward), a helper process compiles activation_forward into the cache, and
-    this process then loads that from the cache instead of compiling it."""
+    one, dense_forward's implementation), a helper process compiles activation_forward's
+    into the cache, and this process then loads that from the cache instead of compiling it."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "FASTMLP_NUMBA_CACHE": "1"}
     script = ("import numpy as np, fastmlp.kernels as K\n"
               "K.warmup(np.float32, ['dense_forward', 'activation_forward'], helpers=1)\n"
-              "for k in (K._dispatcher('dense_forward', np.float32), K.activation_forward):\n"
+              "chosen = K.dispatch.table(np.float32)\n"
+              "for k in (K.KERNELS[chosen[op].implementation].compiled[0] for op in ('dense_forward', 'activation_forward')):\n"
               "    s = k.stats; print(sum(s.cache_hits.values()), sum(s.cache_misses.values()), end=' ')")
 
     def hits_misses():

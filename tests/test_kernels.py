@@ -70,7 +70,7 @@ def test_dense_forward_same_bits_for_1_and_2_threads(B, H, rng):
 def test_column_sums_add_rows_in_order(dtype, R_, C, rng):
     # Whole and partial 16-column vectors; the reference adds the rows one by one in the
     # same dtype, so the sums must match exactly.
-    from fastmlp.kernels.dense import column_sums
+    from fastmlp.kernels.fast.dense import column_sums
     A = rng.standard_normal((R_, C)).astype(dtype)
     s = np.full(C, np.nan, dtype)
     column_sums(s, A)
@@ -104,8 +104,11 @@ def test_activation_forward_backward(dtype, name, rng):
         K.activation_forward(A, Z, K.ACTIVATIONS[name])
         ref = R.activation_forward(Z, name)
     # libm in the input's precision: within 1 ulp in float64; in float32, exp/tanh of a
-    # float32 argument plus the final rounding stay within 2 ulp (2.4e-7 relative).
-    tol = dict(rtol=4.5e-16, atol=0) if dtype == np.float64 else dict(rtol=2.4e-7, atol=1e-38)
+    # float32 argument plus the final rounding stay within 2 ulp, and an activation that
+    # composes them (swish, z * sigmoid(z)) adds a rounding an operation: 4 ulp (4.8e-7).
+    # Absolute 1e-35: the float32 exp gives 0 below -87.34 where libm gives subnormals,
+    # which such a composition scales by |z| (up to 100 here).
+    tol = dict(rtol=4.5e-16, atol=0) if dtype == np.float64 else dict(rtol=4.8e-7, atol=1e-35)
     assert_close(A, ref, dtype, **tol)
     dA = rng.standard_normal(Z.shape).astype(dtype)
     dZ = np.empty_like(Z)
@@ -237,21 +240,23 @@ def test_sgd_step(dtype, rng):
 
 
 def test_every_kernel_has_a_reference():
-    names = [n for n in K.__all__ if n not in ("ACTIVATIONS", "CACHE_ENABLED", "cache_dirs", "warmup", "thread_safe",
-                                              "aligned_empty", "aligned_zeros")]  # allocators
+    # Every kernel of the plain layer (and the data kernels) in the registry has its twin;
+    # the fast layer's are held to the plain layer instead (tests/test_dispatch.py).
+    names = [n for n, k in K.KERNELS.items() if k.layer != "fast"]
+    assert len(names) >= 17, names
     for n in names:
         assert callable(getattr(R, n, None)), f"reference.{n} missing"
 
 
-@pytest.mark.skipif(not __import__("fastmlp.kernels.dense", fromlist=["x"]).TALL_TILES,
+@pytest.mark.skipif(not __import__("fastmlp.kernels._runtime.jit", fromlist=["x"]).host_has_avx512(),
                     reason="dense_forward_tiles runs on AVX-512 CPUs only")
 @pytest.mark.parametrize("D", [784, 100, 7, 16])
 def test_dense_forward_tiles_give_each_element_the_same_bits_wherever_it_falls(D, rng):
     # An element of Y computed inside an 8x3 tile, as a leftover row or column, or in a
     # batch of one must come out identical: one vector of partial sums, one tree. This
     # fails if a tile sums in another order than the one-element path (e.g. a k split).
-    from fastmlp.kernels.dense import dense_forward_tiles
-    from fastmlp.kernels._share import make_counters
+    from fastmlp.kernels.fast.dense import dense_forward_tiles
+    from fastmlp.kernels.fast._share import make_counters
     C = make_counters(3)
     X = rng.standard_normal((70, D)).astype(np.float32)    # 8 full row groups + 6 rows
     W = rng.standard_normal((100, D)).astype(np.float32)   # 33 column tiles + 1 column
@@ -297,13 +302,14 @@ def test_network_buffers_and_prepared_data_are_aligned(mnist):
 
 
 def test_network_forward_accepts_a_non_contiguous_batch():
-    # The kernels read C-contiguous rows through pointers; the network makes the batch so.
+    # The fast layer's kernels read C-contiguous rows through pointers (and refuse other
+    # arrays); the network makes the batch so.
     from fastmlp import Network
     net = Network.serial([6, 5, 3], ["sigmoid"], 8)
     x = np.asfortranarray(np.arange(42, dtype=np.float32).reshape(7, 6) / 40)
     assert np.array_equal(net.forward(x).copy(), net.forward(np.ascontiguousarray(x)))
     with pytest.raises(ValueError, match="C-contiguous"):
-        K.dense_forward(np.empty((7, 5), np.float32), x, net.W[0], net.b[0])
+        K.KERNELS["dense_forward_4x4"].run(np.empty((7, 5), np.float32), x, net.W[0], net.b[0])
 
 
 @pytest.mark.parametrize("shape,parts", [((0, 5), 3), ((1, 1), 4), ((7, 129), 16), ((300, 784), 16)])
@@ -326,7 +332,7 @@ def test_matmul_tn_bias_sums_have_the_bits_of_column_sums(dtype, R_, C, N, rng):
     # dense_backward takes db from the dW product (one kernel call fewer a step): the
     # same additions as column_sums, for every chunk and task order, all-zero columns of
     # -0.0 included (their sum is -0.0).
-    from fastmlp.kernels.dense import column_sums
+    from fastmlp.kernels.fast.dense import column_sums
     A = rng.standard_normal((R_, C)).astype(dtype)
     A[:, 0] = -0.0
     X = rng.standard_normal((R_, N)).astype(dtype)

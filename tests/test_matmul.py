@@ -8,7 +8,7 @@ from numba import njit
 
 from fastmlp import kernels as K
 from fastmlp.kernels import reference as R
-from fastmlp.kernels._simd import LANES, address, at, lane, vfma, vload, vstore, vsum, vsums
+from fastmlp.kernels.fast._simd import LANES, address, at, lane, vfma, vload, vstore, vsum, vsums
 from conftest import TOL, assert_close
 
 # Rows: whole 6-row groups and leftovers; columns: whole 64- and 16-column blocks, partial
@@ -176,10 +176,10 @@ def test_tiles_use_512_bit_registers_without_the_opt_in(tmp_path):
     import os
     import subprocess
     import sys
-    from fastmlp.kernels._jit import host_has_avx512
+    from fastmlp.kernels._runtime.jit import host_has_avx512
     if not host_has_avx512():
         pytest.skip("this CPU has no AVX-512")
-    child = ("import re, numpy as np; from fastmlp.kernels.matmul import matmul, matmul_nn; "
+    child = ("import re, numpy as np; from fastmlp.kernels.fast.matmul import matmul, matmul_nn; "
              "matmul_nn(np.empty((12, 64), np.float32), np.ones((12, 3), np.float32), "
              "np.ones((3, 64), np.float32), np.zeros(64, np.float32), 64); "
              "asm = ''.join(matmul.inspect_asm().values()); "

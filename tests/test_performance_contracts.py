@@ -68,9 +68,9 @@ def _dispatchers():
     from numba.core.registry import CPUDispatcher
     import fastmlp.kernels
     found = {}
-    for info in pkgutil.iter_modules(fastmlp.kernels.__path__):
-        name = info.name
-        module = importlib.import_module(f"fastmlp.kernels.{name}")
+    for info in pkgutil.walk_packages(fastmlp.kernels.__path__, "fastmlp.kernels."):
+        name = info.name[len("fastmlp.kernels."):]
+        module = importlib.import_module(info.name)
         for attr, value in vars(module).items():
             if isinstance(value, CPUDispatcher) and value.__module__ == module.__name__:
                 found[f"{name}.{attr}"] = value

@@ -7,7 +7,7 @@ rather than fail the import. Numba marks a cached kernel with a stamp of its own
 file only, so a kernel that inlines a helper from another file (_math.vexp,
 dropout.unit_hash) would keep old code after that helper changed: every kernel's stamp
 also carries sources_digest of its file, a hash of that file and of every kernels/*.py
-file it imports, directly or through another, and a cache entry written from other
+file it imports (kernels/ and its subfolders), directly or through another, and a cache entry written from other
 sources is ignored and replaced (no file is deleted, so processes running different
 versions side by side cannot trip each other up). An edit recompiles only the kernels
 whose files reach the edited one: optim.py, the optimizers; activations.py, the
@@ -16,7 +16,7 @@ activations and head_step; _math.py, nearly all.
 FASTMLP_AVX512=1 (opt-in, read once, before Numba starts) compiles the kernels whose loops
 Numba vectorises by itself with 512-bit vectors on CPUs that have AVX-512: Numba
 otherwise keeps LLVM's preference for 256-bit code on these parts. (The float32 product
-tiles, kernels/matmul.py and dense_forward_tiles, use explicit vectors, which LLVM puts
+tiles, kernels/fast/matmul.py and dense_forward_tiles, use explicit vectors, which LLVM puts
 in 512-bit registers either way.) It is process-wide (it sets NUMBA_CPU_FEATURES to the host's
 features without that preference, unless NUMBA_CPU_FEATURES is already set), it only
 takes effect if nothing was compiled by Numba earlier in the process (else a warning
@@ -82,33 +82,56 @@ CACHE_ENABLED = os.environ.get("FASTMLP_NUMBA_CACHE", "1").strip().lower() not i
 FAST = {"reassoc", "contract"}
 
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # kernels/
 _IMPORTS = {}
 _DIGESTS = {}
 
 
+def _module_file(directory, parts):
+    """The .py file of module `parts` (a list of names) relative to `directory`, or None."""
+    path = os.path.join(directory, *parts)
+    for candidate in (path + ".py", os.path.join(path, "__init__.py")):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 def _imports_of(name):
-    """The kernels/*.py files that kernels/<name> imports with a relative import
-    (`from .x import ...`, `from . import x`)."""
+    """The kernels files (paths relative to kernels/) that kernels/<name> imports with a
+    relative import (`from .x import ...`, `from ..x import ...`, `from . import x`)."""
     if name not in _IMPORTS:
-        with open(os.path.join(_HERE, name), "rb") as f:
+        path = os.path.join(_ROOT, name)
+        with open(path, "rb") as f:
             tree = ast.parse(f.read())
         found = set()
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                names = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
-                found.update(n + ".py" for n in names if os.path.isfile(os.path.join(_HERE, n + ".py")))
+            if isinstance(node, ast.ImportFrom) and node.level >= 1:
+                base = os.path.dirname(path)
+                for _ in range(node.level - 1):
+                    base = os.path.dirname(base)
+                modules = [node.module.split(".")] if node.module else []
+                modules += [(node.module.split(".") if node.module else []) + [a.name] for a in node.names]
+                for parts in modules:
+                    target = _module_file(base, parts)
+                    if target is not None and os.path.abspath(target).startswith(_ROOT + os.sep):
+                        found.add(os.path.relpath(target, _ROOT))
+        found.discard(name)
         _IMPORTS[name] = found
     return _IMPORTS[name]
 
 
+def _kernel_files():
+    return sorted(os.path.relpath(os.path.join(d, n), _ROOT) for d, _, names in os.walk(_ROOT)
+                  for n in names if n.endswith(".py") and "__pycache__" not in d)
+
+
 def sources_digest(name=None):
-    """SHA-256 of kernels/<name> and of every kernels/*.py file it imports, directly or
-    through another (a kernel can only inline what its file imports), in name order;
-    name None: of every kernels/*.py file."""
+    """SHA-256 of kernels/<name> (a path relative to kernels/) and of every kernels file it
+    imports, directly or through another (a kernel can only inline what its file imports),
+    in name order; name None: of every kernels file."""
     if name not in _DIGESTS:
         if name is None:
-            files = {n for n in os.listdir(_HERE) if n.endswith(".py")}
+            files = set(_kernel_files())
         else:
             files, todo = set(), [name]
             while todo:
@@ -118,7 +141,7 @@ def sources_digest(name=None):
                     todo.extend(_imports_of(n))
         h = hashlib.sha256()
         for n in sorted(files):
-            with open(os.path.join(_HERE, n), "rb") as f:
+            with open(os.path.join(_ROOT, n), "rb") as f:
                 h.update(n.encode() + b"\0" + f.read())
         _DIGESTS[name] = h.hexdigest()
     return _DIGESTS[name]
@@ -132,8 +155,8 @@ def _stamp_with_sources(dispatcher):
     if cache_file is None or not hasattr(cache_file, "_source_stamp"):
         return False
     path = os.path.abspath(dispatcher.py_func.__code__.co_filename)
-    inside = os.path.dirname(path) == _HERE and os.path.isfile(path)
-    cache_file._source_stamp = (cache_file._source_stamp, sources_digest(os.path.basename(path) if inside else None))
+    inside = path.startswith(_ROOT + os.sep) and os.path.isfile(path)
+    cache_file._source_stamp = (cache_file._source_stamp, sources_digest(os.path.relpath(path, _ROOT) if inside else None))
     return True
 
 

@@ -38,8 +38,8 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from ._jit import kernel
-from .memory import aligned_zeros
+from .._runtime.jit import kernel
+from .._runtime.memory import aligned_zeros
 
 SLOT = 8  # int64 counters a share: 64 bytes, so two threads' counters never share a line
 _FRONT = 0xFFFFFFFF

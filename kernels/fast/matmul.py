@@ -18,8 +18,8 @@ last row (computed and stored again, the same bits).
 import numpy as np
 from numba import prange
 
-from ._jit import host_has_avx512, kernel
-from ._math import like
+from .._math import like
+from .._runtime.jit import host_has_avx512, kernel
 from ._share import PARTS, SLOT, claim, counters, deal
 from ._simd import LANES, address, at, vfma, vload, vstore
 

@@ -10,26 +10,30 @@ dZ[B, K], dW[K, D], db[K], dX[B, D] (skipped when input_grad is false).
     dX = dZ W,  dW = dZᵀ X,  db = sum_i dZ[i] (dense_backward)
     with kind >= 0: X = f(S) for activation `kind`, and dX becomes the gradient w.r.t.
     S instead, dX * f'(S)                     (activation_backward, in place)
-The same numbers, bit for bit, as those six or seven kernels one after another
-(tests/test_head.py holds it to them), from one call: a step runs them on a few
+The same numbers, bit for bit, as the fast layer's six or seven kernels one after
+another (tests/test_head.py holds it to them; to the plain layer's, within the
+tolerances of another summation order), from one call: a step runs them on a few
 thousand numbers (K = 10), where waking the threads six times and the tiles' fixed
 costs take longer than the arithmetic (BENCHMARKS.md, History, commit bf6e3d7).
 Each element is summed as in those kernels: the logits with the forward tiles'
 arithmetic (16 partial sums, vsum's tree, then the bias) in smaller tiles, the products
 with matmul's tiles, the softmax with its row passes. Float32 on AVX-512 CPUs only
-(dense.TALL_TILES, where dense_forward computes the same way); fastmlp.Network falls
-back to the separate kernels elsewhere.
+(where dense_forward_16lane computes the same way); fastmlp.Network falls back to the
+separate kernels elsewhere (kernels/dispatch.py decides).
 Two parallel loops: the first over shares of the batch (logits, softmax, loss, dZ, dX
 for its rows), the second over tiles of dW, which needs every row's dZ.
 """
+import numpy as np
 from numba import prange
 
-from ._jit import kernel
-from .activations import _df
-from ._math import like, vexp
+from .._math import like, vexp
+from .._runtime.jit import kernel
+from .._runtime.registry import fast
+from ..activations import _df
+from ._share import PARTS
 from ._simd import LANES, address, lane, vfma, vload, vstore, vsums
+from .losses import _mean, _normalize_rows, _shift_rows
 from .matmul import ROWS, _tile_6x16
-from .softmax import _mean, _normalize_rows, _shift_rows
 
 # Rows a share of the batch is a multiple of (the 4-row logit tiles and the 6-row tiles of
 # dX repeat the share's last row rather than cross into the next share). 24, for whole
@@ -71,13 +75,21 @@ def _dot_4x2(y, H, x, w, bias, D, i, last_row, j, last_col):
     y[r3 * H + j0] = c0 + lane(r, 3); y[r3 * H + j1] = c1 + lane(r, 7)
 
 
+def _example(d):
+    y, x, w = np.empty((2, 2), d), np.ones((2, 3), d), np.ones((2, 3), d)
+    return (y, np.empty_like(y), np.empty(2, d), np.empty_like(y), np.empty_like(x), np.empty_like(w),
+            np.empty(2, d), x, w, np.zeros(2, d), np.eye(2, dtype=d), x, 1, np.zeros(3, d), PARTS, True)
+
+
+@fast(replaces=("dense_forward", "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
+                "dense_backward", "activation_backward"), example=_example, needs=("float32", "avx512"))
 @kernel(parallel=True)
 def head_step(Z, P, L, dZ, dX, dW, db, X, W, b, T, S, kind, zeros, parts, input_grad):
     """Logits, softmax, per-row losses and every gradient of the head (module header);
     returns the mean loss. All arrays C-contiguous float32, shapes as the header, none
     aliasing another; S[B, D] is read only when kind >= 0 (an ACTIVATIONS code; -1: none).
     zeros: at least D zeros. parts: shares of the batch for the first loop (the threads
-    Numba may start: dense.PARTS)."""
+    Numba may start: _share.PARTS)."""
     B, D = X.shape
     K = W.shape[0]
     z, p, dz, x, w, bp, t = address(Z), address(P), address(dZ), address(X), address(W), address(b), address(T)

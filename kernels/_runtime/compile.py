@@ -18,8 +18,8 @@ import numpy as np
 # Seconds to compile each kernel for float32, FASTMLP_NUMBA_CACHE=0, measured 2026-11-27
 # when the helpers came in (commit 3bf7819; the others take 0.1-0.8 s: DEFAULT). Only the
 # split between processes depends on them.
-SECONDS = {"head_step": 6.0, "dense_backward": 4.4, "dense_forward": 2.2, "activation_forward": 1.3,
-           "shift_gather": 1.1}
+SECONDS = {"head_step": 6.0, "dense_backward_6x64": 4.4, "dense_backward_6x16": 4.4, "dense_forward_16lane": 2.2,
+           "activation_forward_stretches": 1.3, "shift_gather": 1.1}
 DEFAULT = 0.5
 WORTH = 3.0  # below this many seconds of compiling, a helper's start-up (~0.5 s) is not worth it
 MOST = 3  # helpers at most: head_step alone takes 6 s, so more could not finish sooner

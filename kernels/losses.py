@@ -8,15 +8,17 @@ smaller than another row's would underflow to all zeros). The loss uses log-sum-
     loss_i = sum_k T[i, k] * (log(sum_m exp(Z[i, m] - max_i)) - (Z[i, k] - max_i)),
 so it is finite wherever the logits are, even where exp underflows and log(P) is -inf.
 These kernels run on one thread: with K = 10 classes a batch is a few thousand
-exponentials, less work than waking a thread pool (and half the compile time).
+exponentials, less work than waking a thread pool (and half the compile time). The fast
+layer (kernels/fast/losses.py) runs the same arithmetic over flat runs of the batch.
 """
 import math
 
+import numpy as np
 from numba import prange
 
-from ._jit import kernel
 from ._math import vexp
-from ._simd import address
+from ._runtime.jit import kernel
+from ._runtime.registry import plain
 
 
 @kernel(inline="always")
@@ -54,29 +56,6 @@ def _softmax_row(P, Z, i):
 
 
 @kernel(inline="always")
-def _shift_rows(P, Z, lo, hi):
-    # softmax_cross_entropy_forward's first pass: P[i] = Z[i] - max Z[i], rows lo..hi.
-    for i in range(lo, hi):
-        m = _row_max(Z, i)
-        for k in range(Z.shape[1]):
-            P[i, k] = Z[i, k] - m
-
-
-@kernel(inline="always")
-def _normalize_rows(P, L, Z, T, lo, hi):
-    # Its third pass, rows lo..hi of P holding exps: each divided by their sum (one
-    # division a row), and the row's loss into L[i] from the same sum.
-    for i in range(lo, hi):
-        s = 0.0
-        for k in range(Z.shape[1]):
-            s += P[i, k]
-        inv = 1.0 / s
-        for k in range(Z.shape[1]):
-            P[i, k] = P[i, k] * inv
-        L[i] = _row_loss(Z, T, i, _row_max(Z, i), math.log(s))
-
-
-@kernel(inline="always")
 def _mean(L):
     total = 0.0
     for i in range(L.shape[0]):
@@ -84,6 +63,7 @@ def _mean(L):
     return total / L.shape[0]
 
 
+@plain(example=lambda d: (np.empty((2, 2), d), np.ones((2, 2), d)))
 @kernel()
 def softmax_rows(P, Z):
     """P[i] = exp(Z[i] - max Z[i]) / sum, row by row."""
@@ -91,6 +71,7 @@ def softmax_rows(P, Z):
         _softmax_row(P, Z, i)
 
 
+@plain(example=lambda d: (np.empty(2, d), np.ones((2, 2), d), np.eye(2, dtype=d)))
 @kernel()
 def cross_entropy(L, Z, T):
     """Per-row losses into L[B]; returns their mean (summed in row order)."""
@@ -104,29 +85,23 @@ def cross_entropy(L, Z, T):
     return _mean(L[:B])
 
 
+@plain(example=lambda d: (np.empty((2, 2), d), np.empty(2, d), np.ones((2, 2), d), np.eye(2, dtype=d)))
 @kernel()
 def softmax_cross_entropy_forward(P, L, Z, T):
-    """softmax_rows and cross_entropy together; returns the mean loss.
-
-    Three passes over the batch (shifted logits, exps, sums and losses) rather than one
-    pass a row doing all three, so that the pass that only takes exps, over P as one
-    flat run, is a loop LLVM vectorises. The third
-    pass finds each row's maximum again rather than keeping it in L, so L's dtype never
-    rounds it. P must be C-contiguous and must not alias Z."""
+    """softmax_rows and cross_entropy together, row by row; returns the mean loss. P must
+    not alias Z."""
     B, K = Z.shape
-    _shift_rows(P, Z, 0, B)
-    p = address(P)
-    for n in range(B * K):  # one flat run: the vector loop leaves one remainder, not one a row
-        p[n] = vexp(p[n])
-    _normalize_rows(P, L, Z, T, 0, B)
+    for i in prange(B):
+        m, s = _softmax_row(P, Z, i)
+        L[i] = _row_loss(Z, T, i, m, math.log(s))
     return _mean(L[:B])
 
 
+@plain(example=lambda d: (np.empty((2, 2), d), np.ones((2, 2), d), np.eye(2, dtype=d)))
 @kernel()
 def softmax_cross_entropy_backward(dZ, P, T):
-    """Gradient of the mean loss w.r.t. the logits: dZ = (P - T) / B. All three
-    C-contiguous: one flat run."""
+    """Gradient of the mean loss w.r.t. the logits: dZ = (P - T) / B."""
     B, K = P.shape
-    dz, p, t = address(dZ), address(P), address(T)
-    for n in range(B * K):
-        dz[n] = (p[n] - t[n]) / B
+    for i in prange(B):
+        for k in range(K):
+            dZ[i, k] = (P[i, k] - T[i, k]) / B
