@@ -8,6 +8,7 @@ import time
 
 import click
 
+from fastmlp.nodes import LOSSES
 from fastmlp.optim import OPTIMIZERS
 
 class Group(click.Group):
@@ -99,6 +100,9 @@ def _fraction(ctx, param, value):
 @click.option("--input-dropout", type=float, callback=_fraction, help="Dropout rate on the input pixels.  [default: 0]")
 @click.option("--dropout", type=float, callback=_fraction, help="Dropout rate after each hidden layer.  [default: 0]")
 @click.option("--init", type=click.Choice(["book", "glorot", "he"]), help="Weight initialisation.  [default: book]")
+@click.option("--loss", type=click.Choice(list(LOSSES)),
+              help="The head's loss: cross-entropy from the logits, or the mean squared error of the softmax "
+                   "output (the book's early chapters).  [default: cross_entropy]")
 @click.option("--epochs", type=int, callback=_positive_int, help="Passes over the training set.  [default: 10]")
 @click.option("--batch-size", type=int, callback=_positive_int, help="Mini-batch size (the largest, with a ramp).  [default: 256]")
 @click.option("--batch-ramp", type=int, callback=_positive_int, metavar="START",

@@ -6,19 +6,22 @@ A network is a directed acyclic graph of named nodes fed by the implicit node "i
     activation  function = NAME           elementwise, width unchanged
     dropout     rate = P                  inverted dropout while training, identity at evaluation
     add         (two or more inputs)      elementwise sum; all input widths must match
+    multiply    (two inputs)              elementwise product (gating); widths must match
     concat      (two or more inputs)      inputs side by side; width = sum of widths
-    head        (one input)               softmax cross-entropy; input width = classes
+    layernorm   (one input)               per-row normalisation, learnable gain and bias
+    head        (one input) [loss = L]    the loss: cross_entropy (default) or mse; input width = classes
 
 Exactly one head. Everything is checked before training, with messages naming the node.
+The types themselves (width rules, parameters, forward and backward) are fastmlp.nodes.
 """
 import dataclasses
 
+from fastmlp import nodes as N
 from fastmlp.kernels import ACTIVATIONS
 
 INPUT = "input"
-TYPES = ("dense", "activation", "dropout", "add", "concat", "head")
-_FIELDS = {"dense": {"units"}, "activation": {"function"}, "dropout": {"rate"},
-           "add": set(), "concat": set(), "head": set()}
+TYPES = tuple(N.TYPES)
+_FIELDS = {name: set(kind.fields) for name, kind in N.TYPES.items()}
 
 
 # Activations defined outside kernels/activations.py, e.g. in a notebook: name ->
@@ -50,6 +53,7 @@ class Node:
     units: int | None = None       # dense
     function: str | None = None    # activation
     rate: float | None = None      # dropout
+    loss: str | None = None        # head: cross_entropy (None) or mse
 
 
 def node_from_dict(d, index):
@@ -71,17 +75,19 @@ def node_from_dict(d, index):
         inputs = [inputs]
     if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs) or not inputs:
         raise GraphError(f"node '{name}': 'inputs' must be a non-empty list of node names")
-    return Node(name, kind, tuple(inputs), units=d.get("units"), function=d.get("function"), rate=d.get("rate"))
+    return Node(name, kind, tuple(inputs), units=d.get("units"), function=d.get("function"), rate=d.get("rate"),
+                loss=d.get("loss"))
 
 
 def node_to_dict(node):
     d = {"name": node.name, "type": node.type, "inputs": list(node.inputs)}
-    for f in _FIELDS[node.type]:
-        d[f] = getattr(node, f)
+    for f in sorted(_FIELDS[node.type]):
+        if getattr(node, f) is not None:
+            d[f] = getattr(node, f)
     return d
 
 
-def serial(hidden, activations, input_dropout=0.0, dropout=0.0, classes=10):
+def serial(hidden, activations, input_dropout=0.0, dropout=0.0, classes=10, loss=None):
     """The common case: input [-> dropout] -> (dense -> activation [-> dropout]) * L -> dense -> head."""
     nodes, prev = [], INPUT
     if input_dropout > 0:
@@ -95,7 +101,7 @@ def serial(hidden, activations, input_dropout=0.0, dropout=0.0, classes=10):
             nodes.append(Node(f"dropout{i}", "dropout", (prev,), rate=dropout))
             prev = f"dropout{i}"
     nodes.append(Node("logits", "dense", (prev,), units=classes))
-    nodes.append(Node("head", "head", ("logits",)))
+    nodes.append(Node("head", "head", ("logits",), loss=loss))
     return tuple(nodes)
 
 
@@ -146,17 +152,10 @@ def check(nodes, input_width, classes):
     width = {INPUT: input_width}
     for n in order:
         ins = [width[i] for i in n.inputs]
-        if n.type == "dense":
-            width[n.name] = n.units
-        elif n.type == "concat":
-            width[n.name] = sum(ins)
-        elif n.type == "add":
-            if len(set(ins)) != 1:
-                detail = ", ".join(f"{i}={w}" for i, w in zip(n.inputs, ins))
-                raise GraphError(f"node '{n.name}' (add): input widths differ ({detail})")
-            width[n.name] = ins[0]
-        else:
-            width[n.name] = ins[0]
+        if getattr(N.TYPES[n.type], "same_widths", False) and len(set(ins)) != 1:
+            detail = ", ".join(f"{i}={w}" for i, w in zip(n.inputs, ins))
+            raise GraphError(f"node '{n.name}' ({n.type}): input widths differ ({detail})")
+        width[n.name] = N.width(n, ins)
         if n.type == "head" and ins[0] != classes:
             raise GraphError(f"node '{n.name}' (head): input '{n.inputs[0]}' has width {ins[0]}, "
                              f"but the data has {classes} classes")
@@ -164,12 +163,15 @@ def check(nodes, input_width, classes):
 
 
 def _check_fields(n):
-    arity = len(n.inputs)
-    if n.type in ("add", "concat"):
+    arity, wanted = len(n.inputs), N.TYPES[n.type].arity
+    if wanted is N.MANY:
         if arity < 2:
             raise GraphError(f"node '{n.name}' ({n.type}): needs at least two inputs, got {arity}")
-    elif arity != 1:
-        raise GraphError(f"node '{n.name}' ({n.type}): takes exactly one input, got {arity}")
+    elif arity != wanted:
+        raise GraphError(f"node '{n.name}' ({n.type}): takes exactly {'one input' if wanted == 1 else f'{wanted} inputs'}, "
+                         f"got {arity}")
+    if n.type == "head" and n.loss is not None and n.loss not in N.LOSSES:
+        raise GraphError(f"node '{n.name}' (head): unknown loss {n.loss!r} (known: {', '.join(N.LOSSES)})")
     if n.type == "dense" and (not isinstance(n.units, int) or isinstance(n.units, bool) or n.units < 1):
         raise GraphError(f"node '{n.name}' (dense): 'units' must be a positive integer, got {n.units!r}")
     if n.type == "activation" and n.function not in known_activations():

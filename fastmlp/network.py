@@ -1,16 +1,17 @@
-"""A network built from a graph (fastmlp.graph): parameters in one flat vector,
-buffers allocated once for the largest batch, forward in topological order and
-backward in the reverse order.
+"""A network built from a graph (fastmlp.graph) of node types (fastmlp.nodes): parameters
+in one flat vector, buffers allocated once for the largest batch, forward in topological
+order and backward in the reverse order.
 
 Shapes: B batch (at most max_batch), D input width, K classes; each node's output is
-[B, width]. A dense node holds W[units, fan_in] (one row per unit) and b[units], views
-into `params`; dW and db are the matching views into `grads`, so an optimizer updates the
-whole network with one kernel call.
+[B, width]. A node's parameters (a dense node's W[units, fan_in] and b[units], a layernorm's
+gain and bias) are views into `params`, their gradients the matching views into `grads`, in
+topological order, so an optimizer updates the whole network with one kernel call.
 """
 import numpy as np
 
 from fastmlp import graph as G
 from fastmlp import kernels as K
+from fastmlp import nodes as N
 
 INITS = ("book", "glorot", "he")
 
@@ -20,7 +21,7 @@ def _layout(order):
     edges (node -> how many nodes read it)."""
     needs_grad = {G.INPUT: False}
     for n in order:
-        needs_grad[n.name] = n.type == "dense" or any(needs_grad[i] for i in n.inputs)
+        needs_grad[n.name] = hasattr(N.TYPES[n.type], "params") or any(needs_grad[i] for i in n.inputs)
     edges = {}
     for n in order:
         for i in n.inputs:
@@ -34,15 +35,15 @@ def plan(nodes, input_width, classes, max_batch):
     that a network too large for the machine is refused before anything is allocated."""
     order, width = G.check(nodes, input_width, classes)
     needs_grad, edges = _layout(order)
-    dense = [n for n in order if n.type == "dense"]
-    params = sum(n.units * width[n.inputs[0]] + n.units for n in dense)
+    params = sum(int(np.prod(shape)) for n in order for _, shape in N.params(n, [width[i] for i in n.inputs]))
     rows = width[G.INPUT] + 2 * classes + 1  # x; t and the softmax output P; the row losses L
     for n in order:
         if n.type == "head":
             continue
-        copies = 1 + (n.type == "dropout") + needs_grad[n.name] + (needs_grad[n.name] and edges.get(n.name, 0) > 1)
-        rows += copies * width[n.name]  # out, mask, grad, acc (as in Network.__init__)
-    return params, max_batch * rows + max((width[n.inputs[0]] for n in dense), default=0)
+        copies = 1 + needs_grad[n.name] + (needs_grad[n.name] and edges.get(n.name, 0) > 1)
+        rows += copies * width[n.name] + sum(N.buffers(n, width[n.name]).values())  # out, grad, acc, saved
+    fan_ins = [width[n.inputs[0]] for n in order if n.type == "dense"]
+    return params, max_batch * rows + max(fan_ins, default=0)
 
 
 class Network:
@@ -57,21 +58,26 @@ class Network:
         self.index = {n.name: i for i, n in enumerate(self.order)}  # dropout key "node"
         self.dense = [n for n in self.order if n.type == "dense"]
 
-        # Parameters: one flat vector, views per dense node.
-        sizes = [(n.units, self.width[n.inputs[0]]) for n in self.dense]
-        total = sum(h * d + h for h, d in sizes)
+        # Parameters: one flat vector, views per node, in topological order.
+        shapes = [(n, key, shape) for n in self.order
+                  for key, shape in N.params(n, [self.width[i] for i in n.inputs])]
+        total = sum(int(np.prod(shape)) for _, _, shape in shapes)
         self.params = K.aligned_empty(total, self.dtype)
         self.grads = K.aligned_zeros(total, self.dtype)
-        self.W, self.b, self.dW, self.db, self.W_flat, self.dW_flat = [], [], [], [], [], []
+        self.p, self.g = {}, {}
         offset = 0
-        for h, d in sizes:
-            self.W_flat.append(self.params[offset:offset + h * d])
-            self.dW_flat.append(self.grads[offset:offset + h * d])
-            self.W.append(self.W_flat[-1].reshape(h, d))
-            self.dW.append(self.dW_flat[-1].reshape(h, d))
-            self.b.append(self.params[offset + h * d:offset + h * d + h])
-            self.db.append(self.grads[offset + h * d:offset + h * d + h])
-            offset += h * d + h
+        for n, key, shape in shapes:
+            size = int(np.prod(shape))
+            self.p.setdefault(n.name, {})[key] = self.params[offset:offset + size].reshape(shape)
+            self.g.setdefault(n.name, {})[key] = self.grads[offset:offset + size].reshape(shape)
+            offset += size
+        # The dense layers' views, by position (weight decay, max-norm, statistics, the head).
+        self.W = [self.p[n.name]["W"] for n in self.dense]
+        self.b = [self.p[n.name]["b"] for n in self.dense]
+        self.dW = [self.g[n.name]["W"] for n in self.dense]
+        self.db = [self.g[n.name]["b"] for n in self.dense]
+        self.W_flat = [W.reshape(-1) for W in self.W]
+        self.dW_flat = [dW.reshape(-1) for dW in self.dW]
         self.layer = {n.name: i for i, n in enumerate(self.dense)}
         self.initialize(init, seed)
 
@@ -79,26 +85,28 @@ class Network:
         self.needs_grad, edges = _layout(self.order)
 
         B = self.max_batch
-        buf = lambda name: K.aligned_empty((B, self.width[name]), self.dtype)
-        self.x = buf(G.INPUT)                               # gathered input batch
+        buf = lambda columns: K.aligned_empty((B, columns), self.dtype)
+        self.x = buf(self.width[G.INPUT])                   # gathered input batch
         self.t = K.aligned_empty((B, classes), self.dtype)  # gathered targets
-        self.out = {n.name: buf(n.name) for n in self.order if n.type not in ("head",)}
-        self.mask = {n.name: buf(n.name) for n in self.order if n.type == "dropout"}
-        self.grad = {n.name: buf(n.name) for n in self.order if n.type != "head" and self.needs_grad[n.name]}
+        self.out = {n.name: buf(self.width[n.name]) for n in self.order if n.type != "head"}
+        self.saved = {n.name: {k: buf(c) for k, c in N.buffers(n, self.width[n.name]).items()} for n in self.order}
+        self.mask = {name: s["mask"] for name, s in self.saved.items() if "mask" in s}  # dropout's
+        self.grad = {n.name: buf(self.width[n.name]) for n in self.order if n.type != "head" and self.needs_grad[n.name]}
         # A node read by several others sums their gradients: the first writes into
         # grad[name], the others into acc[name], added in the fixed reverse order.
-        self.acc = {name: buf(name) for name in self.grad if edges.get(name, 0) > 1}
+        self.acc = {name: buf(self.width[name]) for name in self.grad if edges.get(name, 0) > 1}
         self.P = K.aligned_empty((B, classes), self.dtype)  # softmax output
         self.L = np.empty(B, self.dtype)                    # per-row losses
-        self._no_dx = np.empty((0, 1), self.dtype)
+        self.no_dx = np.empty((0, 1), self.dtype)
         # The zero bias the backward products start from (see fastmlp.kernels.fast.matmul).
-        self.zeros = np.zeros(max(W.shape[1] for W in self.W), self.dtype)
+        self.zeros = np.zeros(max((W.shape[1] for W in self.W), default=1), self.dtype)
         # train_step runs the dense layer that gives the logits, the softmax, the loss and
         # their gradients as one kernel (kernels/fast/head.py) where the dispatch table
-        # chose it (float32 where the 16-lane forward tiles run, no op of its pattern edited)
-        # and the logits are read by the head alone.
+        # chose it (float32 where the 16-lane forward tiles run, no op of its pattern edited),
+        # the head's loss is cross-entropy and the logits are read by the head alone.
         last = next((n for n in self.dense if n.name == self.head.inputs[0]), None)
-        self.fused = last if (last is not None and edges.get(last.name) == 1 and self.k.head is not None) else None
+        self.fused = last if (last is not None and edges.get(last.name) == 1 and self.k.head is not None
+                              and N.TYPES["head"].loss(self.head) == "cross_entropy") else None
         # ... and the backward pass of the activation just before it, when that activation
         # feeds this layer alone and is one of the kernels' own (K.ACTIVATIONS).
         self.fused_act = None
@@ -124,6 +132,11 @@ class Network:
         """book: W and b ~ N(0, 1/(fan_in + 1)), as Perrotta's initialize_weights (the bias
         is his extra input row); glorot: W ~ U(+-sqrt(6/(fan_in+fan_out))), b = 0;
         he: W ~ N(0, 2/fan_in), b = 0. Dense nodes are drawn in topological order."""
+        for name, keys in self.p.items():  # parameters other than W and b: their types' start
+            kind = N.TYPES[next(n.type for n in self.order if n.name == name)]
+            for key, view in keys.items():
+                if hasattr(kind, "initial"):
+                    view[...] = kind.initial(key)
         rng = np.random.default_rng(seed)
         for W, b in zip(self.W, self.b):
             h, d = W.shape
@@ -148,41 +161,17 @@ class Network:
         v = self.values
         v[G.INPUT] = x
         for n in self.order:
-            if n.type == "head" or n is skip:
-                continue
-            y = self.out[n.name][:B]
-            a = v[n.inputs[0]]
-            if n.type == "dense":
-                l = self.layer[n.name]
-                self.k.dense_forward(y, a, self.W[l], self.b[l])
-            elif n.type == "activation":
-                if n.function in G.CUSTOM_ACTIVATIONS:
-                    G.CUSTOM_ACTIVATIONS[n.function][0](y, a)
-                else:
-                    self.k.activation_forward(y, a, K.ACTIVATIONS[n.function])
-            elif n.type == "dropout":
-                if not (training and n.rate > 0):
-                    v[n.name] = a
-                    continue
-                self.k.dropout_forward(y, self.mask[n.name][:B], a, n.rate, self.seed, step, self.index[n.name])
-            elif n.type == "add":
-                np.add(a, v[n.inputs[1]], out=y)
-                for i in n.inputs[2:]:
-                    np.add(y, v[i], out=y)
-            elif n.type == "concat":
-                o = 0
-                for i in n.inputs:
-                    w = self.width[i]
-                    y[:, o:o + w] = v[i]
-                    o += w
-            v[n.name] = y
+            if n.type != "head" and n is not skip:
+                v[n.name] = N.TYPES[n.type].forward(self, n, B, training, step)
         return None if skip is not None else v[self.head.inputs[0]]
 
-    def _dest(self, name, B):
+    def give(self, name, B):
         """Where the next gradient contribution for node `name` is written."""
         return (self.grad if self._arrivals.get(name, 0) == 0 else self.acc)[name][:B]
 
-    def _arrived(self, name, B):
+    def arrived(self, name, B):
+        """A gradient contribution for `name` was written (where give() said): the second
+        and later ones are added to the first, in the order they arrive."""
         if self._arrivals.get(name, 0) > 0:
             g = self.grad[name][:B]
             np.add(g, self.acc[name][:B], out=g)
@@ -200,11 +189,10 @@ class Network:
         return self.loss_and_backward(t, fused=True)
 
     def loss_and_backward(self, t, *, training=True, fused=False):
-        """Mean cross-entropy of the batch just run through forward(); fills grads.
-        Walks the forward order in reverse, each node calling its backward kernel.
+        """The head's mean loss for the batch just run through forward(); fills grads.
+        Walks the forward order in reverse, each node calling its backward.
         fused: train_step's head kernel computes the logits too (forward skipped them)."""
         v = self.values
-        logits_name = self.head.inputs[0]
         B = v[G.INPUT].shape[0]
         self._arrivals.clear()
         if fused:
@@ -213,55 +201,20 @@ class Network:
             want = self.needs_grad[u]
             v[n.name] = z = self.out[n.name][:B]
             if a is not None:  # dX straight to the activation's input
-                s, kind, dx = v[a.inputs[0]], K.ACTIVATIONS[a.function], self._dest(a.inputs[0], B)
+                s, kind, dx = v[a.inputs[0]], K.ACTIVATIONS[a.function], self.give(a.inputs[0], B)
             else:
-                s, kind, dx = v[u], -1, self._dest(u, B) if want else self._no_dx
+                s, kind, dx = v[u], -1, self.give(u, B) if want else self.no_dx
             loss = self.k.head(z, self.P[:B], self.L[:B], self.grad[n.name][:B], dx, self.dW[l], self.db[l],
                                v[u], self.W[l], self.b[l], t, s, kind, self.zeros, K.PARTS, want)
-            self._arrived(n.name, B)
+            self.arrived(n.name, B)
             if want:
-                self._arrived(a.inputs[0] if a is not None else u, B)
+                self.arrived(a.inputs[0] if a is not None else u, B)
         else:
-            loss = self.k.softmax_cross_entropy_forward(self.P[:B], self.L[:B], v[logits_name], t)
-            self.k.softmax_cross_entropy_backward(self._dest(logits_name, B), self.P[:B], t)
-            self._arrived(logits_name, B)
+            loss = N.TYPES["head"].loss_and_gradient(self, self.head, B, t)
         for n in reversed(self.order):
             if n.type == "head" or not self.needs_grad[n.name] or (fused and (n is self.fused or n is self.fused_act)):
                 continue
-            dy = self.grad[n.name][:B]
-            ins = [i for i in n.inputs if self.needs_grad[i]]
-            if n.type == "dense":
-                l, u = self.layer[n.name], n.inputs[0]
-                want = self.needs_grad[u]
-                dx = self._dest(u, B) if want else self._no_dx
-                self.k.dense_backward(dx, self.dW[l], self.db[l], dy, v[u], self.W[l], self.zeros, want)
-            elif n.type == "activation" and ins:
-                if n.function in G.CUSTOM_ACTIVATIONS:
-                    G.CUSTOM_ACTIVATIONS[n.function][1](self._dest(ins[0], B), dy, v[ins[0]], v[n.name])
-                else:
-                    self.k.activation_backward(self._dest(ins[0], B), dy, v[ins[0]], v[n.name],
-                                               K.ACTIVATIONS[n.function])
-            elif n.type == "dropout" and ins:
-                if training and n.rate > 0:
-                    self.k.dropout_backward(self._dest(ins[0], B), dy, self.mask[n.name][:B])
-                else:
-                    np.copyto(self._dest(ins[0], B), dy)
-            elif n.type == "add":
-                for i in ins:
-                    np.copyto(self._dest(i, B), dy)
-                    self._arrived(i, B)
-                continue
-            elif n.type == "concat":
-                o = 0
-                for i in n.inputs:
-                    w = self.width[i]
-                    if self.needs_grad[i]:
-                        np.copyto(self._dest(i, B), dy[:, o:o + w])
-                        self._arrived(i, B)
-                    o += w
-                continue
-            for i in ins:
-                self._arrived(i, B)
+            N.TYPES[n.type].backward(self, n, B, training)
         return loss
 
     def predict(self, X):

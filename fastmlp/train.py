@@ -17,6 +17,10 @@ from fastmlp import kernels as K
 from fastmlp import optim
 from fastmlp.data import pixel_subset, prepare, split_accuracies
 from fastmlp.network import INITS, Network, plan
+from fastmlp import nodes as N
+from fastmlp.nodes import LOSSES
+from fastmlp.step import Diverged, first_bad_layer
+from fastmlp.step import step as one_step
 
 SCHEDULES = ("constant", "step", "cosine")
 
@@ -30,6 +34,7 @@ class TrainConfig:
     dropout: float = 0.0
     graph: tuple | None = None         # fastmlp.graph.Node tuple; replaces the four above
     init: str = "book"
+    loss: str = "cross_entropy"        # the head's: cross_entropy or mse (fastmlp.nodes.LOSSES)
     # Optimisation.
     epochs: int = 10
     batch_size: int = 256
@@ -70,9 +75,11 @@ class TrainConfig:
         return acts
 
     def nodes(self, classes):
+        """The graph's nodes; loss other than cross_entropy sets the head's."""
+        loss = None if self.loss == "cross_entropy" else self.loss
         if self.graph is not None:
-            return tuple(self.graph)
-        return G.serial(self.hidden, self.activations(), self.input_dropout, self.dropout, classes)
+            return tuple(dataclasses.replace(n, loss=loss) if n.type == "head" and loss else n for n in self.graph)
+        return G.serial(self.hidden, self.activations(), self.input_dropout, self.dropout, classes, loss)
 
     def validate(self):
         """Raise ValueError with a one-line message for a configuration that cannot run."""
@@ -98,6 +105,7 @@ class TrainConfig:
         need(all(h >= 1 for h in self.hidden), f"hidden sizes must be positive, got {list(self.hidden)}")
         need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype}")
         need(self.init in INITS, f"unknown initialisation {self.init!r} (known: {', '.join(INITS)})")
+        need(self.loss in LOSSES, f"unknown loss {self.loss!r} (known: {', '.join(LOSSES)})")
         need(self.threads is None or 1 <= self.threads <= numba.config.NUMBA_NUM_THREADS,
              f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {self.threads}")
         need(self.limit is None or self.limit >= 1, f"limit must be at least 1, got {self.limit}")
@@ -168,8 +176,10 @@ def kernels_for(config, network, optimizer):
     """The ops a training run will call (each through the dispatch table; "head": the
     fused head): compiled before the first step."""
     names = ["dense_forward", "dense_backward", optimizer.kernel]
-    names += (["head"] if network.fused is not None else
-              ["softmax_cross_entropy_forward", "softmax_cross_entropy_backward"])
+    names += ["head"] if network.fused is not None else list(LOSSES[N.TYPES["head"].loss(network.head)])
+    types = {n.type for n in network.order}
+    if "layernorm" in types:
+        names += ["layernorm_forward", "layernorm_backward"]
     acts = [n for n in network.order if n.type == "activation" and n.function in K.ACTIVATIONS]
     if acts:
         names.append("activation_forward")
@@ -197,27 +207,12 @@ def prepare_for(config, dataset):
     return prepare(dataset, config.standardize, config.dtype, config.limit, pixels, keep_full=config.shift > 0)
 
 
-class Diverged(RuntimeError):
-    """The loss or the weights became NaN or Inf; the message names epoch, step and layer."""
-
-
 class Interrupted(RuntimeError):
     """Training stopped on request after a step; `path` is the checkpoint written."""
 
     def __init__(self, path, epoch, step):
         super().__init__(f"interrupted at epoch {epoch}, step {step}; checkpoint saved to {path}")
         self.path = path
-
-
-def _first_bad_layer(network):
-    for n, W, b in zip(network.dense, network.W, network.b):
-        if not (np.isfinite(W).all() and np.isfinite(b).all()):
-            return f"{n.name} (weights)"
-    for n in network.order:
-        v = network.values.get(n.name)
-        if v is not None and not np.isfinite(v).all():
-            return f"{n.name} (output)"
-    return "the loss"
 
 
 def _checkpoint_state(network, optimizer, config, rng, epoch, step, step_count, total_loss, order, classes,
@@ -329,18 +324,9 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
                 np.take(prepared.train_t, order[lo:hi], axis=0, out=t)
             else:  # the book's order: contiguous slices, no copy
                 x, t = prepared.train_x[lo:hi], prepared.train_t[lo:hi]
-            loss = network.train_step(x, t, step_count)
-            if not math.isfinite(loss):
-                raise Diverged(f"diverged at epoch {epoch}, step {step + 1}: loss is {loss}; "
-                               f"first non-finite: {_first_bad_layer(network)}")
+            loss = one_step(network, optimizer, x, t, step_count, lr, config.weight_decay, config.max_norm,
+                            where=f"epoch {epoch}, step {step + 1}")
             total_loss += loss * (hi - lo)
-            if config.weight_decay > 0:
-                for W, dW in zip(network.W_flat, network.dW_flat):
-                    network.k.weight_decay(dW, W, config.weight_decay)
-            optimizer.step(network.params, network.grads, lr)
-            if config.max_norm is not None:
-                for W in network.W:
-                    network.k.max_norm(W, config.max_norm)
             step_count += 1
             if on_step:
                 on_step(step + 1, steps)
@@ -350,7 +336,7 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
         seconds = time.perf_counter() - start
         if not np.isfinite(network.params).all():
             raise Diverged(f"diverged at epoch {epoch}, step {steps}: non-finite weights; "
-                           f"first non-finite: {_first_bad_layer(network)}")
+                           f"first non-finite: {first_bad_layer(network)}")
         val, test, full = evaluate(network, prepared)
         record = dict(epoch=epoch, loss=total_loss / n, val_acc=val, test_acc=test, full_acc=full,
                       seconds=seconds, samples_per_s=(n - min(n, start_step * bs)) / seconds,

@@ -1,7 +1,7 @@
 """fastmlp.kernels: Numba kernels, arrays in and arrays out. Outputs first, then inputs.
 
 Two layers. The plain layer (kernels/*.py: dense, activations, losses, dropout, optim,
-augment) is the algorithm, and its functions are the names imported here; each has a
+augment, norm) is the algorithm, and its functions are the names imported here; each has a
 NumPy twin of the same name in fastmlp.kernels.reference. The fast layer (kernels/fast/)
 holds tuned replacements, and kernels/dispatch.py decides which implementation runs for
 each op on this machine (`fastmlp kernels` prints its table). The registry
@@ -18,7 +18,9 @@ from .activations import ACTIVATIONS, activation_backward, activation_forward
 from .augment import shift_gather
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
-from .losses import cross_entropy, softmax_cross_entropy_backward, softmax_cross_entropy_forward, softmax_rows
+from .losses import (cross_entropy, mse_softmax_backward, mse_softmax_forward, softmax_cross_entropy_backward,
+                     softmax_cross_entropy_forward, softmax_rows)
+from .norm import layernorm_backward, layernorm_forward
 from .optim import adam_step, max_norm, momentum_step, sgd_step, weight_decay
 from .pixels import byte_counts, lookup_bytes
 from . import fast  # noqa: F401  (declares the fast layer)

@@ -105,3 +105,34 @@ def softmax_cross_entropy_backward(dZ, P, T):
     for i in prange(B):
         for k in range(K):
             dZ[i, k] = (P[i, k] - T[i, k]) / B
+
+
+@plain(example=lambda d: (np.empty((2, 2), d), np.empty(2, d), np.ones((2, 2), d), np.eye(2, dtype=d)))
+@kernel()
+def mse_softmax_forward(P, L, Z, T):
+    """P = softmax(Z) row by row and L[i] = sum_k (P[i, k] - T[i, k])^2 (the mean squared
+    error on the probabilities, as in the book's early chapters); returns the mean of L."""
+    B, K = Z.shape
+    for i in prange(B):
+        _softmax_row(P, Z, i)
+        loss = 0.0
+        for k in range(K):
+            loss += (P[i, k] - T[i, k]) * (P[i, k] - T[i, k])
+        L[i] = loss
+    return _mean(L[:B])
+
+
+@plain(example=lambda d: (np.empty((2, 2), d), np.ones((2, 2), d), np.eye(2, dtype=d)))
+@kernel()
+def mse_softmax_backward(dZ, P, T):
+    """Gradient of the mean of mse_softmax_forward's L w.r.t. the logits: with
+    g = 2 (P - T) / B, dZ[i, k] = P[i, k] (g[i, k] - sum_m P[i, m] g[i, m]) (the softmax's
+    Jacobian applied to g). dZ must not alias P."""
+    B, K = P.shape
+    for i in prange(B):
+        s = 0.0
+        for m in range(K):
+            s += P[i, m] * 2.0 * (P[i, m] - T[i, m]) / B
+        for k in range(K):
+            dZ[i, k] = P[i, k] * (2.0 * (P[i, k] - T[i, k]) / B - s)
+

@@ -210,3 +210,37 @@ def byte_counts(a, parts):
 
 def lookup_bytes(table, a):
     return table[a]
+
+
+# --- layer normalisation ---------------------------------------------------------------
+def layernorm_forward(X, gain, bias, eps):
+    """Returns (Y, Xhat, R)."""
+    X, gain, bias = _f64(X, gain, bias)
+    mu = X.mean(axis=1, keepdims=True)
+    R = 1 / np.sqrt(((X - mu) ** 2).mean(axis=1) + eps)
+    Xhat = (X - mu) * R[:, None]
+    return gain * Xhat + bias, Xhat, R
+
+
+def layernorm_backward(dY, Xhat, R, gain):
+    """Returns (dX, dgain, dbias)."""
+    dY, Xhat, R, gain = _f64(dY, Xhat, R, gain)
+    g = dY * gain
+    dX = R[:, None] * (g - g.mean(axis=1, keepdims=True) - Xhat * (g * Xhat).mean(axis=1, keepdims=True))
+    return dX, (dY * Xhat).sum(axis=0), dY.sum(axis=0)
+
+
+# --- mean squared error on the softmax output ------------------------------------------
+def mse_softmax_forward(Z, T):
+    """Returns (P, L, mean of L)."""
+    P = softmax_rows(Z)
+    (T,) = _f64(T)
+    L = ((P - T) ** 2).sum(axis=1)
+    return P, L, L.mean()
+
+
+def mse_softmax_backward(P, T):
+    P, T = _f64(P, T)
+    g = 2 * (P - T) / P.shape[0]
+    return P * (g - (P * g).sum(axis=1, keepdims=True))
+

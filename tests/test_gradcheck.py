@@ -70,3 +70,27 @@ def test_graph_with_skip_connection_parallel_branch_and_dropout(rng):
     _check(net, x, t, rng)
     # The dropout node really dropped something in training mode, and nothing at evaluation.
     assert (net.mask["drop"][:9] == 0).any()
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_graph_with_layernorm_gating_and_either_loss(loss, rng):
+    # input -> d1 -> tanh -> layernorm -+-> multiply -> logits -> head(loss)
+    # input -> d2 -> sigmoid -----------+
+    nodes = (
+        Node("d1", "dense", ("input",), units=5),
+        Node("tanh1", "activation", ("d1",), function="tanh"),
+        Node("norm", "layernorm", ("tanh1",)),
+        Node("d2", "dense", ("input",), units=5),
+        Node("gate", "activation", ("d2",), function="sigmoid"),
+        Node("gated", "multiply", ("norm", "gate")),
+        Node("logits", "dense", ("gated",), units=4),
+        Node("head", "head", ("logits",), loss=None if loss == "cross_entropy" else loss),
+    )
+    net = Network(nodes, 6, 4, max_batch=9, dtype=np.float64, init="glorot", seed=2)
+    for b in net.b:
+        b[:] = rng.standard_normal(b.shape) * 0.1
+    net.p["norm"]["gain"][:] = 1 + rng.standard_normal(5) * 0.2  # away from the initial 1 and 0
+    net.p["norm"]["bias"][:] = rng.standard_normal(5) * 0.2
+    x = rng.standard_normal((9, 6))
+    t = np.eye(4)[rng.integers(0, 4, 9)]
+    _check(net, x, t, rng)

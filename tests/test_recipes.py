@@ -112,3 +112,69 @@ def test_adding_an_activation(copy, mnist_dir):
                   str(copy.project / "tests" / "test_kernels.py"), str(copy.project / "tests" / "test_gradcheck.py")])
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert int(re.search(r"(\d+) passed", r.stdout).group(1)) >= 3, r.stdout
+
+
+LOSS_TWIN = """
+import numpy as np
+from fastmlp import kernels as K
+from fastmlp.kernels import reference as R
+rng = np.random.default_rng(1)
+for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-12)):
+    Z = (rng.standard_normal((33, 10)) * 3).astype(dtype)
+    T = np.eye(10, dtype=dtype)[rng.integers(0, 10, 33)]
+    P, L = np.empty_like(Z), np.empty(33, dtype)
+    mean = K.l1_softmax_forward(P, L, Z, T)
+    wP, wL, wmean = R.l1_softmax_forward(Z, T)
+    assert np.allclose(L, wL, rtol=tol, atol=tol) and abs(mean - wmean) <= 10 * tol
+    dZ = np.empty_like(Z)
+    K.l1_softmax_backward(dZ, P, T)
+    assert np.allclose(dZ, R.l1_softmax_backward(P, T), rtol=tol, atol=tol)
+print("twin ok")
+"""
+
+
+def test_adding_a_loss(copy, mnist_dir):
+    perform(copy, recipe("Adding a loss (L1 on the softmax output)"))
+    assert copy.run(["-c", LOSS_TWIN]).stdout.strip() == "twin ok"
+    final = _final(copy.cli(["train", "--loss", "l1", "--hidden", "64", "--activation", "relu", "--init", "he",
+                             "--optimizer", "adam", "--lr", "0.003", "--epochs", "2", "--limit", "6000", "--json",
+                             "--data-dir", mnist_dir]))
+    assert final["config"]["loss"] == "l1" and final["full_acc"] > 80.0, final
+
+
+MAXOUT = """
+import json, sys
+import numpy as np
+from fastmlp import Network, TrainConfig, load, train
+from fastmlp.graph import Node
+nodes = (Node("a", "dense", ("input",), units=32), Node("b", "dense", ("input",), units=32),
+         Node("m", "maximum", ("a", "b")), Node("logits", "dense", ("m",), units=10), Node("head", "head", ("logits",)))
+# The gradient against central differences, in float64, on a small copy of the graph.
+small = (Node("a", "dense", ("input",), units=4), Node("b", "dense", ("input",), units=4),
+         Node("m", "maximum", ("a", "b")), Node("logits", "dense", ("m",), units=3), Node("head", "head", ("logits",)))
+net = Network(small, 5, 3, max_batch=6, dtype=np.float64, init="glorot", seed=1)
+rng = np.random.default_rng(0)
+x, t = rng.standard_normal((6, 5)), np.eye(3)[rng.integers(0, 3, 6)]
+def loss():
+    net.forward(x, training=True)
+    return net.loss_and_backward(t)
+loss()
+analytic, numeric = net.grads.copy(), np.empty(net.params.size)
+for i in range(net.params.size):
+    keep = net.params[i]
+    net.params[i] = keep + 1e-6; up = loss()
+    net.params[i] = keep - 1e-6; down = loss()
+    net.params[i] = keep
+    numeric[i] = (up - down) / 2e-6
+_, records = train(TrainConfig(graph=nodes, init="he", optimizer="adam", lr=0.002, epochs=2, limit=6000),
+                   load(sys.argv[1]))
+print(json.dumps(dict(gap=float(np.max(np.abs(analytic - numeric))), full=records[-1]["full_acc"])))
+"""
+
+
+def test_adding_a_node_type(copy, mnist_dir):
+    perform(copy, recipe("Adding a node type (maximum)"))
+    r = copy.run(["-c", MAXOUT, mnist_dir])
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["gap"] < 1e-7 and out["full"] > 88.0, out
