@@ -65,9 +65,14 @@ class Network:
         self.params = K.aligned_empty(total, self.dtype)
         self.grads = K.aligned_zeros(total, self.dtype)
         self.p, self.g = {}, {}
+        # Where the dense layers' weights sit in the flat vector: the optimizers' weight
+        # decay touches these only (not biases, not a layernorm's gain and bias).
+        self.weight_slices = []
         offset = 0
         for n, key, shape in shapes:
             size = int(np.prod(shape))
+            if n.type == "dense" and key == "W":
+                self.weight_slices.append((offset, offset + size))
             self.p.setdefault(n.name, {})[key] = self.params[offset:offset + size].reshape(shape)
             self.g.setdefault(n.name, {})[key] = self.grads[offset:offset + size].reshape(shape)
             offset += size

@@ -10,7 +10,7 @@ class Diverged(RuntimeError):
     """The loss or the weights became NaN or Inf; the message names epoch, step and layer."""
 
 
-def step(network, optimizer, x, t, count, lr, weight_decay=0.0, max_norm=None, where=""):
+def step(network, optimizer, x, t, count, lr, max_norm=None, where=""):
     """Train `network` on the batch x[B, D] with one-hot targets t[B, K]; returns the
     batch's mean loss. count: the step number (it keys the dropout masks); lr: this
     step's learning rate. Raises Diverged (naming `where` and the first non-finite
@@ -21,11 +21,9 @@ def step(network, optimizer, x, t, count, lr, weight_decay=0.0, max_norm=None, w
     loss = network.train_step(x, t, count)
     if not math.isfinite(loss):
         raise Diverged(f"diverged at {where}: loss is {loss}; first non-finite: {first_bad_layer(network)}")
-    # 4. Regularise: L2 weight decay on the weights (not the biases), folded into dW.
-    if weight_decay > 0:
-        for W, dW in zip(network.W_flat, network.dW_flat):
-            network.k.weight_decay(dW, W, weight_decay)
-    # 5. Update every parameter with the optimizer's rule, one kernel call over the flat vector.
+    # 4-5. Regularise and update: the optimizer's weight decay (L2 folded into dW, or
+    # AdamW's decoupled shrinking of the weights), then its rule, one kernel call over the
+    # flat parameter vector.
     optimizer.step(network.params, network.grads, lr)
     # ... and cap each unit's incoming weight norm.
     if max_norm is not None:

@@ -49,7 +49,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
-    weight_decay: float = 0.0          # L2 on weights (not biases)
+    weight_decay: float = 0.0          # on weights (not biases): L2, or decoupled with adamw
     max_norm: float | None = None      # cap on each unit's incoming weight norm
     # Data.
     standardize: bool = True
@@ -270,7 +270,8 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
     n, d = prepared.train_x.shape
     network = build_network(config, d, dataset.classes)
     optimizer = optim.make(config.optimizer, network.params.size, network.dtype, momentum=config.momentum,
-                           nesterov=config.nesterov, beta1=config.beta1, beta2=config.beta2, eps=config.eps)
+                           nesterov=config.nesterov, beta1=config.beta1, beta2=config.beta2, eps=config.eps,
+                           weight_decay=config.weight_decay, weights=network.weight_slices)
     rng = np.random.default_rng(config.seed)
     first_epoch, first_step, step_count, resumed_loss, order = 1, 0, 0, 0.0, None
     if resume is not None:
@@ -324,7 +325,7 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
                 np.take(prepared.train_t, order[lo:hi], axis=0, out=t)
             else:  # the book's order: contiguous slices, no copy
                 x, t = prepared.train_x[lo:hi], prepared.train_t[lo:hi]
-            loss = one_step(network, optimizer, x, t, step_count, lr, config.weight_decay, config.max_norm,
+            loss = one_step(network, optimizer, x, t, step_count, lr, config.max_norm,
                             where=f"epoch {epoch}, step {step + 1}")
             total_loss += loss * (hi - lo)
             step_count += 1

@@ -87,3 +87,25 @@ def test_weight_stats_recorded(mnist):
     assert [s["layer"] for s in stats] == ["dense1", "dense2", "logits"]
     for s in stats:
         assert 0 < s["mean_abs"] <= s["rms"] <= s["max_abs"]
+
+
+def test_adamw_decays_the_weights_themselves_and_spares_the_biases(mnist):
+    # Trained alike, AdamW ends with smaller weights than Adam without decay, and not where
+    # Adam with the same decay as L2 ends.
+    from fastmlp import optim
+    import numpy as np
+    base = dict(hidden=(16,), activation=("relu",), init="he", epochs=1, batch_size=100, lr=1e-3, limit=1000, seed=2)
+    plain, _ = train(TrainConfig(optimizer="adam", **base), mnist)
+    decoupled, _ = train(TrainConfig(optimizer="adamw", weight_decay=0.1, **base), mnist)
+    coupled, _ = train(TrainConfig(optimizer="adam", weight_decay=0.1, **base), mnist)
+    assert np.linalg.norm(decoupled.W[0]) < np.linalg.norm(plain.W[0])
+    assert not np.array_equal(decoupled.params, coupled.params)
+    # The decay is the optimizer's: one AdamW step on a zero gradient shrinks W by (1 - lr wd), b not at all.
+    p = np.ones(6, np.float32)
+    opt = optim.make("adamw", 6, np.float32, weight_decay=0.5, weights=((0, 4),))
+    opt.step(p, np.zeros(6, np.float32), 0.1)
+    assert np.allclose(p[:4], 1 - 0.1 * 0.5) and np.array_equal(p[4:], np.ones(2, np.float32))
+    opt = optim.make("sgd", 6, np.float32, weight_decay=0.5, weights=((0, 4),))
+    p = np.ones(6, np.float32)
+    opt.step(p, np.zeros(6, np.float32), 0.1)
+    assert np.allclose(p[:4], 1 - 0.1 * 0.5) and np.array_equal(p[4:], np.ones(2, np.float32))  # L2 with SGD: the same
