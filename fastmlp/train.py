@@ -201,9 +201,13 @@ def evaluate(network, prepared):
     return split_accuracies(network.predict(prepared.test_x), prepared.test_y)
 
 
-def prepare_for(config, dataset):
-    pixels = pixel_subset(dataset.rows, dataset.cols, config.crop, config.center,
-                          config.drop_pixels, config.pixel_seed)
+def pixels_for(config, dataset):
+    """The kept pixels' indices (None: all of them) for the crop, centre and dropped pixels."""
+    return pixel_subset(dataset.rows, dataset.cols, config.crop, config.center, config.drop_pixels, config.pixel_seed)
+
+
+def prepare_for(config, dataset, pixels=None):
+    pixels = pixels_for(config, dataset) if pixels is None else pixels
     return prepare(dataset, config.standardize, config.dtype, config.limit, pixels, keep_full=config.shift > 0)
 
 
@@ -263,10 +267,9 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
     config.validate()
     if config.threads is not None:
         numba.set_num_threads(config.threads)
-    pixels = pixel_subset(dataset.rows, dataset.cols, config.crop, config.center, config.drop_pixels,
-                          config.pixel_seed)
+    pixels = pixels_for(config, dataset)
     check_memory(config, dataset.rows * dataset.cols if pixels is None else len(pixels), dataset.classes)
-    prepared = prepare_for(config, dataset)
+    prepared = prepare_for(config, dataset, pixels)
     n, d = prepared.train_x.shape
     network = build_network(config, d, dataset.classes)
     optimizer = optim.make(config.optimizer, network.params.size, network.dtype, momentum=config.momentum,

@@ -14,15 +14,8 @@ from ._runtime.jit import CACHE_ENABLED
 from ._runtime.jit import cache_dirs as _cache_dirs
 from ._runtime.memory import aligned_empty, aligned_zeros
 from ._runtime.registry import KERNELS
-from .activations import ACTIVATIONS, activation_backward, activation_forward
-from .augment import shift_gather
-from .dense import dense_backward, dense_forward
-from .dropout import dropout_backward, dropout_forward
-from .losses import (cross_entropy, mse_softmax_backward, mse_softmax_forward, softmax_cross_entropy_backward,
-                     softmax_cross_entropy_forward, softmax_rows)
-from .norm import layernorm_backward, layernorm_forward
-from .optim import adam_step, max_norm, momentum_step, sgd_step, weight_decay
-from .pixels import byte_counts, lookup_bytes
+from . import activations, augment, dense, dropout, losses, norm, optim, pixels  # noqa: F401  (they declare their kernels)
+from .activations import ACTIVATIONS
 from . import fast  # noqa: F401  (declares the fast layer)
 from . import dispatch
 from .fast._share import PARTS

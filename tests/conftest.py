@@ -1,6 +1,7 @@
 """Shared fixtures. MNIST is found exactly as `fastmlp train` finds it: $FASTMLP_DATA_DIR
 when set (CI points it at ../shared/data/mnist), else the per-user cache, downloading what
 is missing from the mirrors ($FASTMLP_MIRRORS, else the public ones) with SHA-256 checks."""
+import json
 import os
 import pathlib
 import shutil
@@ -62,6 +63,18 @@ class PackageCopy:
 
     def cli(self, args, env=None):
         return self.run(["-m", "fastmlp.cli.main", *args], env)
+
+
+@pytest.fixture
+def copy(tmp_path):
+    """A PackageCopy of the project for a test that edits the package."""
+    return PackageCopy(tmp_path)
+
+
+def final_json(r):
+    """The last JSON line a successful `fastmlp train --json` run printed."""
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="session")

@@ -6,21 +6,10 @@ import json
 import subprocess
 import sys
 
-import pytest
 
-from conftest import PackageCopy
+from conftest import final_json as _final
 
 BOOK = ["train", "--preset", "book", "--epochs", "2", "--limit", "6000", "--json"]
-
-
-@pytest.fixture
-def copy(tmp_path):
-    return PackageCopy(tmp_path)
-
-
-def _final(r):
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def test_a_zero_gradient_in_the_plain_softmax_backward_stops_learning_in_both_dtypes(copy, mnist_dir):

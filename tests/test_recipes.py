@@ -4,9 +4,9 @@ read from README.md ("Append to `FILE`:", "In `FILE`, after the line `X`, insert
 import json
 import re
 
-import pytest
 
-from conftest import ROOT, PackageCopy
+from conftest import ROOT
+from conftest import final_json as _final
 
 STEP = re.compile(r"^\d+\. (?:(Append) (?:its [\w ]+ )?to `([^`]+)`:|In `([^`]+)`, (?:after the line `(.+)`, "
                   r"(insert):|(replace) `(.+)` with `(.+)`\.))$")
@@ -55,16 +55,6 @@ def perform(copy, steps):
             lines.insert(at[0] + 1, text)
             source = "".join(lines)
         path.write_text(source)
-
-
-@pytest.fixture
-def copy(tmp_path):
-    return PackageCopy(tmp_path)
-
-
-def _final(r):
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 TWIN = """

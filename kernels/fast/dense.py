@@ -13,7 +13,6 @@ owned by one prange iteration or work item (kernels/fast/_share.py) and summed i
 order: results do not depend on the thread count or on which thread ran what, but differ
 from the plain layer's in the last bits (another order of the same sums).
 """
-import numpy as np
 from numba import prange
 
 from .._math import like
