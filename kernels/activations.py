@@ -2,9 +2,10 @@
 
 Shapes: B batch, H units.  Z[B, H] pre-activation, A[B, H] = f(Z), dA / dZ alike.
 
-To add an activation: write its scalar f(z) and df(z, a) (a = f(z), so sigmoid and
-tanh can reuse their output), give it the next code in ACTIVATIONS, add one branch to
-_f and one line and one choice to _df, and add its NumPy twin to reference.py. Tests and the CLI's
+An activation is (name, f(z), df(z, a)) in TABLE, a = f(z) (so sigmoid and tanh reuse
+their output); its code, the `kind` the kernels take, is its position there, and
+ACTIVATIONS maps names to codes. To add one: its scalar pair where the comment below says,
+its entry at the end of TABLE, and its NumPy twin in reference.py; tests and the CLI's
 --activation choices read ACTIVATIONS.
 
 Edges: NaN in gives NaN out for every f, so divergence reaches the loss check. The
@@ -14,13 +15,21 @@ shifted ReLU max(-1, z) outputs -1 for z <= -1 and has gradient 0 at exactly z =
 import math
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from ._math import like, vexp
 from ._runtime.jit import kernel
 from ._runtime.registry import plain
 
-ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "shifted_relu": 4}
+
+@kernel(inline="always")
+def _identity(z):
+    return z
+
+
+@kernel(inline="always")
+def _d_identity(z, a):
+    return 1.0
 
 
 @kernel(inline="always")
@@ -33,29 +42,87 @@ def _sigmoid(z):
 
 
 @kernel(inline="always")
-def _f(kind, z):
-    if kind == 1:
-        return _sigmoid(z)
-    if kind == 2:
-        return math.tanh(z)
-    if kind == 3:
-        return 0.0 if z <= 0.0 else z  # written so that NaN falls through to z
-    if kind == 4:
-        return -1.0 if z <= -1.0 else z
-    return z
+def _d_sigmoid(z, a):
+    return a * (1.0 - a)
 
 
 @kernel(inline="always")
-def _df(kind, z, a):
-    # Every kind's derivative is computed, then the one for `kind` chosen: that keeps a
-    # loop over elements a vector loop (with one branch a kind, LLVM keeps the loops of
-    # activation_backward and head_step scalar). A new kind adds its line and one
-    # "dN if kind == N else" to the choice.
-    d1 = a * (1.0 - a)
-    d2 = 1.0 - a * a
-    d3 = 1.0 if z > 0.0 else 0.0
-    d4 = 1.0 if z > -1.0 else 0.0
-    return d1 if kind == 1 else d2 if kind == 2 else d3 if kind == 3 else d4 if kind == 4 else 1.0
+def _tanh(z):
+    return math.tanh(z)
+
+
+@kernel(inline="always")
+def _d_tanh(z, a):
+    return 1.0 - a * a
+
+
+@kernel(inline="always")
+def _relu(z):
+    return 0.0 if z <= 0.0 else z  # written so that NaN falls through to z
+
+
+@kernel(inline="always")
+def _d_relu(z, a):
+    return 1.0 if z > 0.0 else 0.0
+
+
+@kernel(inline="always")
+def _shifted_relu(z):
+    return -1.0 if z <= -1.0 else z
+
+
+@kernel(inline="always")
+def _d_shifted_relu(z, a):
+    return 1.0 if z > -1.0 else 0.0
+
+
+# Scalar pairs of further activations go here.
+
+
+TABLE = (
+    ("identity", _identity, _d_identity),
+    ("sigmoid", _sigmoid, _d_sigmoid),
+    ("tanh", _tanh, _d_tanh),
+    ("relu", _relu, _d_relu),
+    ("shifted_relu", _shifted_relu, _d_shifted_relu),
+)
+ACTIVATIONS = {name: code for code, (name, _, _) in enumerate(TABLE)}
+
+
+def _forward_chain(functions, code=0):
+    """_f(kind, z) = functions[kind](z), as a chain of inlined tests of kind (the branches
+    one would write by hand, so LLVM sees the same code)."""
+    first = functions[0]
+    if len(functions) == 1:
+        return njit(inline="always")(lambda kind, z: first(z))
+    rest = _forward_chain(functions[1:], code + 1)
+
+    def pick(kind, z):
+        if kind == code:
+            return first(z)
+        return rest(kind, z)
+    return njit(inline="always")(pick)
+
+
+def _backward_chain(derivatives, code=0):
+    """_df(kind, z, a): every kind's derivative computed, then the one for `kind` chosen.
+    That keeps a loop over elements a vector loop (with one branch a kind, LLVM keeps the
+    loops of activation_backward and head_step scalar); a costly derivative therefore
+    slows every activation's backward pass a little."""
+    first = derivatives[0]
+    if len(derivatives) == 1:
+        return njit(inline="always")(lambda kind, z, a: first(z, a))
+    rest = _backward_chain(derivatives[1:], code + 1)
+
+    def pick(kind, z, a):
+        d = first(z, a)
+        r = rest(kind, z, a)
+        return d if kind == code else r
+    return njit(inline="always")(pick)
+
+
+_f = _forward_chain([f for _, f, _ in TABLE])
+_df = _backward_chain([df for _, _, df in TABLE])
 
 
 @plain(example=lambda d: (np.empty((2, 2), d), np.ones((2, 2), d), 1))
