@@ -89,36 +89,44 @@ TABLE = (
 ACTIVATIONS = {name: code for code, (name, _, _) in enumerate(TABLE)}
 
 
-def _forward_chain(functions, code=0):
-    """_f(kind, z) = functions[kind](z), as a chain of inlined tests of kind (the branches
-    one would write by hand, so LLVM sees the same code)."""
-    first = functions[0]
-    if len(functions) == 1:
-        return njit(inline="always")(lambda kind, z: first(z))
-    rest = _forward_chain(functions[1:], code + 1)
+def _inline(function):
+    # The links of the chains below: inlined where they are called, with the kernels'
+    # error model (kernels/_runtime/jit.py); not cached themselves (they are closures).
+    return njit(inline="always", error_model="numpy")(function)
+
+
+def _forward_chain(functions, code=1):
+    """_f(kind, z) = functions[kind](z): tests of kind = 1, 2, ... as a chain of inlined
+    functions, and functions[0] (the identity) for anything else: the branches one would
+    write by hand, in that order, so LLVM sees the same code."""
+    if code == len(functions):
+        default = functions[0]
+        return _inline(lambda kind, z: default(z))
+    this, rest = functions[code], _forward_chain(functions, code + 1)
 
     def pick(kind, z):
         if kind == code:
-            return first(z)
+            return this(z)
         return rest(kind, z)
-    return njit(inline="always")(pick)
+    return _inline(pick)
 
 
-def _backward_chain(derivatives, code=0):
-    """_df(kind, z, a): every kind's derivative computed, then the one for `kind` chosen.
-    That keeps a loop over elements a vector loop (with one branch a kind, LLVM keeps the
-    loops of activation_backward and head_step scalar); a costly derivative therefore
-    slows every activation's backward pass a little."""
-    first = derivatives[0]
-    if len(derivatives) == 1:
-        return njit(inline="always")(lambda kind, z, a: first(z, a))
-    rest = _backward_chain(derivatives[1:], code + 1)
+def _backward_chain(derivatives, code=1):
+    """_df(kind, z, a): every kind's derivative computed, then the one for `kind` chosen
+    (kinds 1, 2, ... in turn, derivatives[0] for anything else). That keeps a loop over
+    elements a vector loop (with one branch a kind, LLVM keeps the loops of
+    activation_backward and head_step scalar); a costly derivative therefore slows every
+    activation's backward pass a little."""
+    if code == len(derivatives):
+        default = derivatives[0]
+        return _inline(lambda kind, z, a: default(z, a))
+    this, rest = derivatives[code], _backward_chain(derivatives, code + 1)
 
     def pick(kind, z, a):
-        d = first(z, a)
+        d = this(z, a)
         r = rest(kind, z, a)
         return d if kind == code else r
-    return njit(inline="always")(pick)
+    return _inline(pick)
 
 
 _f = _forward_chain([f for _, f, _ in TABLE])

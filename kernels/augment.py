@@ -21,7 +21,8 @@ from .dropout import unit_hash
 SHIFT_NODE = 0xFFFFFFFF
 
 
-@plain(example=lambda d: (np.empty((2, 3), d), np.ones((2, 4), d), np.arange(2), np.arange(3), 2, 2, 0.0, 1, 0, 0))
+@plain(example=lambda d: (np.empty((2, 3), d), np.ones((2, 4), d), np.arange(2), np.arange(3), 2, 2, 0.0, 1, 0, 0),
+       seconds=1.1)
 @kernel(parallel=True)
 def shift_gather(X, images, rows, pixels, R, C, background, S, seed, step):
     """X[i, p] = image rows[i], moved by (dy_i, dx_i), at pixel pixels[p]; in place."""

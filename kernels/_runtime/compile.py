@@ -15,12 +15,9 @@ import sys
 
 import numpy as np
 
-# Seconds to compile each kernel for float32, FASTMLP_NUMBA_CACHE=0, measured 2026-11-27
-# when the helpers came in (commit 3bf7819; the others take 0.1-0.8 s: DEFAULT). Only the
-# split between processes depends on them.
-SECONDS = {"head_step": 6.0, "dense_backward_6x64": 4.4, "dense_backward_6x16": 4.4, "dense_forward_16lane": 2.2,
-           "activation_forward_stretches": 1.3, "shift_gather": 1.1}
-DEFAULT = 0.5
+from .registry import KERNELS
+
+DEFAULT = 0.5  # seconds, for a name the registry does not know
 WORTH = 3.0  # below this many seconds of compiling, a helper's start-up (~0.5 s) is not worth it
 MOST = 3  # helpers at most: head_step alone takes 6 s, so more could not finish sooner
 
@@ -48,19 +45,24 @@ def has_code(dispatcher, dtype):
     return any(name in str(key[0]) for key in index)
 
 
+def _seconds(name):
+    """About how long kernel `name` takes to compile (its registry entry's `seconds`)."""
+    return KERNELS[name].seconds if name in KERNELS else DEFAULT
+
+
 def split(names, parts):
     """`names` in at most `parts` groups of about equal compile time: the longest first,
     each to the group with the least so far. The first group is the longest."""
     groups, load = [[] for _ in range(parts)], [0.0] * parts
-    for name in sorted(names, key=lambda n: -SECONDS.get(n, DEFAULT)):
+    for name in sorted(names, key=lambda n: -_seconds(n)):
         i = load.index(min(load))
         groups[i].append(name)
-        load[i] += SECONDS.get(name, DEFAULT)
-    return sorted((g for g in groups if g), key=lambda g: -sum(SECONDS.get(n, DEFAULT) for n in g))
+        load[i] += _seconds(name)
+    return sorted((g for g in groups if g), key=lambda g: -sum(_seconds(n) for n in g))
 
 
 def worth_helpers(names):
-    return len(names) > 1 and sum(SECONDS.get(n, DEFAULT) for n in names) >= WORTH
+    return len(names) > 1 and sum(_seconds(n) for n in names) >= WORTH
 
 
 # A helper imports the same kernels package (it checks the file) and warms up its names.

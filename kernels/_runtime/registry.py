@@ -25,6 +25,7 @@ class Kernel:
     needs: tuple = ()        # fast: "float32", "avx512"
     compiled: tuple = ()     # the Numba dispatchers run calls (warm-up, cache listing)
     dtypes: tuple = ("float32", "float64")
+    seconds: float = 0.5     # compile time, float32, no cache: how warm-up shares out the work
 
     def args(self, dtype):
         example = self.example or KERNELS[self.replaces[0]].example
@@ -37,22 +38,24 @@ def _dispatchers(function, compiled):
     return (function,) if hasattr(function, "signatures") else ()
 
 
-def plain(example, layer="plain", dtypes=("float32", "float64")):
-    """Declare a plain-layer kernel (layer "data" for the byte kernels of data loading)."""
+def plain(example, layer="plain", dtypes=("float32", "float64"), seconds=0.5):
+    """Declare a plain-layer kernel (layer "data" for the byte kernels of data loading);
+    seconds: about how long it takes to compile (kernels/_runtime/compile.py)."""
     def wrap(function):
         name = function.__name__
-        KERNELS[name] = Kernel(name, function, layer, example, compiled=_dispatchers(function, ()), dtypes=dtypes)
+        KERNELS[name] = Kernel(name, function, layer, example, compiled=_dispatchers(function, ()), dtypes=dtypes,
+                               seconds=seconds)
         return function
     return wrap
 
 
-def fast(replaces, example=None, needs=(), compiled=()):
+def fast(replaces, example=None, needs=(), compiled=(), seconds=0.5):
     """Declare a fast replacement of the plain ops `replaces` (one op, or a pattern of ops
     that it computes in one call). compiled: the dispatchers a Python wrapper calls."""
     def wrap(function):
         name = function.__name__
         dtypes = ("float32",) if "float32" in needs else ("float32", "float64")
         KERNELS[name] = Kernel(name, function, "fast", example, tuple(replaces), tuple(needs),
-                               _dispatchers(function, compiled), dtypes)
+                               _dispatchers(function, compiled), dtypes, seconds)
         return function
     return wrap

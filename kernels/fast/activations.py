@@ -12,7 +12,7 @@ from ._simd import address
 ROWS = 8  # rows of Z an iteration of the kernels below owns
 
 
-@fast(replaces=("activation_forward",))
+@fast(replaces=("activation_forward",), seconds=1.3)
 @kernel(parallel=True)
 def activation_forward_stretches(A, Z, kind):
     """Replaces activation_forward: the same f(Z) (the plain layer's _f, called here), an

@@ -235,7 +235,7 @@ def _check(Y, X, W, b):
         raise ValueError("dense_forward: Y, X, W and b must be C-contiguous")
 
 
-@fast(replaces=("dense_forward",), needs=("float32", "avx512"), compiled=(dense_forward_tiles,))
+@fast(replaces=("dense_forward",), needs=("float32", "avx512"), compiled=(dense_forward_tiles,), seconds=2.2)
 def dense_forward_16lane(Y, X, W, b):
     """Replaces dense_forward for float32 on AVX-512 CPUs: dense_forward_tiles with this
     thread's work-sharing counters. Raises ValueError for shapes that do not fit or
@@ -259,14 +259,14 @@ def _products(dX, dW, db, dY, X, W, zeros, input_grad, width):
         matmul(dX, dY, W, zeros[:D], width, False, db, False, PARTS, counters())  # dX = dY W
 
 
-@fast(replaces=("dense_backward",), needs=("float32", "avx512"), compiled=(matmul,))
+@fast(replaces=("dense_backward",), needs=("float32", "avx512"), compiled=(matmul,), seconds=4.4)
 def dense_backward_6x64(dX, dW, db, dY, X, W, zeros, input_grad):
     """Replaces dense_backward for float32 on AVX-512 CPUs: outer-product tiles of 6 rows
     by 64 columns (kernels/fast/matmul.py); db from the dW product's column sums."""
     _products(dX, dW, db, dY, X, W, zeros, input_grad, 64)
 
 
-@fast(replaces=("dense_backward",), compiled=(matmul,))
+@fast(replaces=("dense_backward",), compiled=(matmul,), seconds=4.4)
 def dense_backward_6x16(dX, dW, db, dY, X, W, zeros, input_grad):
     """Replaces dense_backward elsewhere: the same tiles, 16 columns wide (a 6 x 64 tile
     of float64, or of float32 in 16 AVX2 registers, would not fit in registers)."""

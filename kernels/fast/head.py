@@ -82,7 +82,7 @@ def _example(d):
 
 
 @fast(replaces=("dense_forward", "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
-                "dense_backward", "activation_backward"), example=_example, needs=("float32", "avx512"))
+                "dense_backward", "activation_backward"), example=_example, needs=("float32", "avx512"), seconds=6.0)
 @kernel(parallel=True)
 def head_step(Z, P, L, dZ, dX, dW, db, X, W, b, T, S, kind, zeros, parts, input_grad):
     """Logits, softmax, per-row losses and every gradient of the head (module header);
