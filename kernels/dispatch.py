@@ -42,43 +42,22 @@ def settings():
     return words
 
 
-def _plain_helpers(function, seen=None):
-    """The plain-layer functions `function` reaches through the names its code uses
-    (the function itself included), as {qualified name: function}."""
+def _reached(function, within, seen=None):
+    """The functions `function` reaches through the names its code uses (itself included),
+    following only those whose module `within` accepts, as {qualified name: function}."""
     seen = {} if seen is None else seen
     py = getattr(function, "py_func", function)
+    if not inspect.isfunction(py) or not within(py.__module__) or _key(py) in seen:
+        return seen
+    seen[_key(py)] = py
     module = sys.modules.get(py.__module__)
-    if module is None or not _is_plain_module(py.__module__):
-        return seen
-    key = _key(py)
-    if key in seen:
-        return seen
-    seen[key] = py
     for name in _names(py.__code__):
-        value = getattr(module, name, None)
-        target = getattr(value, "py_func", value)
-        if inspect.isfunction(target):
-            _plain_helpers(value, seen)
+        _reached(getattr(module, name, None), within, seen)
     return seen
 
 
-def _reached(function, seen=None):
-    """Every function (any layer) `function` reaches through its names, {key: function}."""
-    seen = {} if seen is None else seen
-    py = getattr(function, "py_func", function)
-    if not inspect.isfunction(py):
-        return seen
-    key = f"{py.__module__}.{py.__name__}"
-    if key in seen:
-        return seen
-    seen[key] = py
-    module = sys.modules.get(py.__module__)
-    for name in _names(py.__code__):
-        value = getattr(module, name, None) if module is not None else None
-        if value is not None and inspect.isfunction(getattr(value, "py_func", value)):
-            if getattr(getattr(value, "py_func", value), "__module__", "").startswith(_PACKAGE):
-                _reached(value, seen)
-    return seen
+def _in_package(module):
+    return module.startswith(_PACKAGE + ".")
 
 
 _PACKAGE = __name__.rsplit(".", 1)[0]  # fastmlp.kernels
@@ -103,10 +82,10 @@ def digest(op, replacement):
     entry = KERNELS[replacement]
     shared = {}
     for f in (entry.run, *entry.compiled):
-        _reached(f, shared)
+        _reached(f, _in_package, shared)
     own = _key(KERNELS[op].run)
     h = hashlib.sha256()
-    for key, function in sorted(_plain_helpers(KERNELS[op].run).items()):
+    for key, function in sorted(_reached(KERNELS[op].run, _is_plain_module).items()):
         if key != own and key in shared:
             continue
         # Keys relative to the kernels package, so that a copy under another name matches.
@@ -169,7 +148,7 @@ def _blocked(entry, dtype, words):
             return f"{entry.name} needs AVX-512 (FASTMLP_KERNELS=no-avx512)"
         if not host_has_avx512():
             return f"{entry.name} needs AVX-512, which this CPU lacks"
-    if entry.replaces and len(entry.replaces) > 1 and "no-fused" in words:
+    if len(entry.replaces) > 1 and "no-fused" in words:
         return "FASTMLP_KERNELS=no-fused"
     return None
 

@@ -17,6 +17,7 @@ import numpy as np
 from .. import dispatch
 from .._runtime.registry import KERNELS
 from ..activations import ACTIVATIONS
+from ._share import PARTS
 
 SIZES = ((1, 3, 2), (7, 129, 11), (33, 20, 17), (64, 784, 10))  # (B, D, H)
 TOLERANCE = {np.float32: (1e-4, 2e-5), np.float64: (1e-12, 1e-13)}
@@ -104,7 +105,7 @@ def _check_head(entry, dtype, rng):
                 zeros = np.zeros(D, dtype)
                 out = [np.empty((B, H), dtype), np.empty((B, H), dtype), np.empty(B, dtype), np.empty((B, H), dtype),
                        np.zeros((B, D), dtype), np.empty((H, D), dtype), np.empty(H, dtype)]
-                loss = entry.run(*out, X, W, b, T, S, kind, zeros, dispatch_parts(), grad)
+                loss = entry.run(*out, X, W, b, T, S, kind, zeros, PARTS, grad)
                 Z, P, L, dZ = (np.empty((B, H), dtype), np.empty((B, H), dtype), np.empty(B, dtype),
                                np.empty((B, H), dtype))
                 dX, dW, db = np.zeros((B, D), dtype), np.empty((H, D), dtype), np.empty(H, dtype)
@@ -124,11 +125,6 @@ def _check_head(entry, dtype, rng):
                                         f"kind {kind}, dX {grad}): {why}")
                         break
     return failures
-
-
-def dispatch_parts():
-    from ._share import PARTS
-    return PARTS
 
 
 def check(name, seed=0):
