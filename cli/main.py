@@ -73,10 +73,25 @@ def _activation_list(ctx, param, value):
     return names
 
 
+# fastmlp.presets.PRESETS's names (a test checks); listed here so that --help does not import
+# the kernels.
+PRESET_NAMES = ["book", "book99", "deep"]
+
+
 @click.group(cls=Group)
 @click.version_option(package_name="fastmlp")
 def main():
     """fastmlp: train multilayer perceptrons on MNIST-shaped data, fast."""
+
+
+def _elastic(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        alpha, sigma = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected ALPHA,SIGMA (two numbers, e.g. 34,4), got {value!r}") from None
+    return alpha, sigma
 
 
 def _fraction(ctx, param, value):
@@ -86,7 +101,7 @@ def _fraction(ctx, param, value):
 
 
 @main.command()
-@click.option("--preset", type=click.Choice(["book", "book99", "deep"]), default=None,
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
               help="Start from a named configuration; a --config file and explicit options override it. "
                    "book: 784-100-10 sigmoid, batch 256, lr 1, 10 epochs, no shuffle; book99: 1200 sigmoid "
                    "units, batch 600, lr 0.8, 100 epochs; deep: 1200-1200 shifted ReLU, dropout 0.2/0.5, "
@@ -131,6 +146,19 @@ def _fraction(ctx, param, value):
 @click.option("--shift", type=int, metavar="N",
               help="Augment: move every training image by a random offset of up to N pixels in each "
                    "direction, new at every step (0-13; evaluation images are never moved).  [default: 0]")
+@click.option("--elastic", callback=_elastic, metavar="ALPHA,SIGMA",
+              help="Augment: Simard's elastic distortion, a random field smoothed by a Gaussian of SIGMA "
+                   "pixels and scaled by ALPHA (e.g. 34,4), new at every step.")
+@click.option("--rotate", type=float, metavar="DEG", help="Augment: rotate by up to DEG degrees either way.  [default: 0]")
+@click.option("--scale", type=float, metavar="F", help="Augment: scale x and y by factors in 1 +- F.  [default: 0]")
+@click.option("--shear", type=float, metavar="DEG", help="Augment: shear by up to DEG degrees either way.  [default: 0]")
+@click.option("--holdout", type=int, metavar="N",
+              help="Hold the last N training images out of training and report their accuracy every epoch "
+                   "(choose settings on it, not on the test set).  [default: 0]")
+@click.option("--eval-every", type=int, callback=_positive_int, metavar="N",
+              help="Evaluate every N epochs and after the last (time to a result counts evaluation too).  [default: 1]")
+@click.option("--keep-best", is_flag=True, default=None,
+              help="End with the weights of the epoch with the best holdout accuracy (needs --holdout).")
 @click.option("--seed", type=int, help="Seed for initialisation, shuffling and dropout.  [default: 0]")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), help="Floating-point type.  [default: float32]")
 @click.option("--threads", type=int, callback=_positive_int, help="Numba threads.  [default: all cores]")
@@ -171,6 +199,9 @@ def train(preset, config_file, as_json, data_dir, save_path, save_every, resume_
             values.update(C.read(config_file))
         except C.ConfigError as e:
             raise click.UsageError(str(e)) from None
+    elastic = options.pop("elastic", None)
+    if elastic is not None:
+        options["elastic_alpha"], options["elastic_sigma"] = elastic
     explicit = {k: v for k, v in options.items() if v is not None}
     if values.get("graph") is not None:
         clash = sorted(set(explicit) & {"hidden", "activation", "input_dropout", "dropout"})
@@ -185,10 +216,12 @@ def train(preset, config_file, as_json, data_dir, save_path, save_every, resume_
     if log_path and os.path.exists(log_path) and not resume_path:
         raise click.UsageError(f"{log_path} exists; choose a new --log file (it is appended to only with --resume)")
     log = (lambda m: click.echo(m, err=True))
+    started = time.perf_counter()
     try:
         dataset = load(data_dir, log=log)
     except DataError as e:
         raise click.ClickException(str(e)) from None
+    data_seconds = time.perf_counter() - started
 
     show_bar = sys.stdout.isatty() and not as_json
     bar = {"bar": None}
@@ -211,9 +244,13 @@ def train(preset, config_file, as_json, data_dir, save_path, save_every, resume_
         if as_json:
             click.echo(json.dumps({k: _plain(v) for k, v in r.items()}))
             return
-        line = (f"epoch {r['epoch']:3d}  loss {r['loss']:.4f}  val {r['val_acc']:.2f}%  "
-                f"test {r['test_acc']:.2f}%  full {r['full_acc']:.2f}%  "
-                f"{r['seconds']:.2f}s  {r['samples_per_s']:,.0f} samples/s")
+        line = f"epoch {r['epoch']:3d}  loss {r['loss']:.4f}  "
+        if "full_acc" in r:
+            line += f"val {r['val_acc']:.2f}%  test {r['test_acc']:.2f}%  full {r['full_acc']:.2f}%  "
+        line += f"{r['seconds']:.2f}s  {r['samples_per_s']:,.0f} samples/s"
+        if "holdout_acc" in r:
+            line = line.replace("  val ", f"  holdout {r['holdout_acc']:.2f}%  val ", 1)
+
         if config.batch_ramp is not None:
             line += f"  batch {r['batch_size']}"
         if config.lr_schedule != "constant":
@@ -231,7 +268,6 @@ def train(preset, config_file, as_json, data_dir, save_path, save_every, resume_
         click.echo("stopping after this step; saving a checkpoint (Ctrl-C again to abort)", err=True)
 
     previous = {s_: signal.signal(s_, request_stop) for s_ in (signal.SIGINT, signal.SIGTERM)}
-    started = time.perf_counter()
     try:
         _, records = run(config, dataset, on_epoch=on_epoch, on_step=on_step, save=save_path,
                          save_every=save_every, resume=resume, stop=lambda: stop["requested"])
@@ -247,17 +283,24 @@ def train(preset, config_file, as_json, data_dir, save_path, save_every, resume_
     finally:
         for s_, handler in previous.items():
             signal.signal(s_, handler)
-    last = records[-1]
+    last = next((r for r in records if r.get("kept")), records[-1])
     summary = dict(final=True, epochs=len(records), loss=last["loss"], val_acc=last["val_acc"],
                    test_acc=last["test_acc"], full_acc=last["full_acc"],
                    seconds=sum(r["seconds"] for r in records),
                    samples_per_s=sum(r["samples_per_s"] for r in records) / len(records),
                    wall_seconds=time.perf_counter() - started,
+                   data_seconds=data_seconds, compile_seconds=records[0].get("compile_seconds", 0.0),
+                   eval_seconds=sum(r.get("eval_seconds", 0.0) for r in records),
                    config=config_dict(config))
+    if "holdout_acc" in last:
+        summary["holdout_acc"] = last["holdout_acc"]
+    if last.get("kept"):
+        summary["kept_epoch"] = last["epoch"]
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        click.echo(f"final: val {last['val_acc']:.2f}%  test {last['test_acc']:.2f}%  "
+        kept = f" (weights of epoch {last['epoch']}, best holdout {last['holdout_acc']:.2f}%)" if last.get("kept") else ""
+        click.echo(f"final{kept}: val {last['val_acc']:.2f}%  test {last['test_acc']:.2f}%  "
                    f"full {last['full_acc']:.2f}%  ({summary['wall_seconds']:.1f}s wall)")
 
 
@@ -395,6 +438,62 @@ def plot(logs, output, force):
         click.echo(f"wrote {plot_logs(logs, output)}")
     except PlotError as e:
         raise click.ClickException(str(e)) from None
+
+
+@main.command()
+@click.option("--show", "count", type=int, required=True, callback=_positive_int, metavar="N",
+              help="Draw the first N training digits, one a row.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("--variants", type=int, default=6, show_default=True, callback=_positive_int,
+              help="Distortions drawn of each digit (steps 0, 1, ... of the run).")
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default=None, help="Take the distortion of a preset.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="Take the distortion of a TOML experiment file.")
+@click.option("--shift", type=int, metavar="N", help="Moves of up to N pixels.")
+@click.option("--elastic", callback=_elastic, metavar="ALPHA,SIGMA", help="Elastic distortion (e.g. 34,4).")
+@click.option("--rotate", type=float, metavar="DEG", help="Rotation of up to DEG degrees.")
+@click.option("--scale", type=float, metavar="F", help="Scale factors in 1 +- F.")
+@click.option("--shear", type=float, metavar="DEG", help="Shear of up to DEG degrees.")
+@click.option("--seed", type=int, help="The run's seed.  [default: 0]")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Directory holding the four IDX files (else $FASTMLP_DATA_DIR, else the download cache).")
+def augment(count, output, variants, preset, config_file, force, data_dir, **options):
+    """Picture what a run's augmentation does: training digits next to distortions of each."""
+    from fastmlp import PRESETS, DataError, TrainConfig, load
+    from fastmlp import config as C
+    from fastmlp.augment import show
+
+    values = dict(PRESETS[preset]) if preset else {}
+    if config_file:
+        try:
+            values.update(C.read(config_file))
+        except C.ConfigError as e:
+            raise click.UsageError(str(e)) from None
+    elastic = options.pop("elastic", None)
+    if elastic is not None:
+        options["elastic_alpha"], options["elastic_sigma"] = elastic
+    values.update({k: v for k, v in options.items() if v is not None})
+    config = TrainConfig(**values)
+    try:
+        config.validate()
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    if not config.augments():
+        raise click.UsageError("no augmentation to show: give --elastic, --rotate, --scale, --shear or --shift "
+                               "(or a preset or file that sets them)")
+    if os.path.exists(output) and not force:
+        raise click.UsageError(f"{output} exists; pass --force to replace it")
+    try:
+        dataset = load(data_dir, log=lambda m: click.echo(m, err=True))
+    except DataError as e:
+        raise click.ClickException(str(e)) from None
+    count = min(count, len(dataset.train_labels))
+    try:
+        show(config, dataset, count, output, variants)
+    except (OSError, ValueError) as e:
+        raise click.ClickException(f"{output}: cannot write: {getattr(e, 'strerror', None) or e}") from None
+    click.echo(f"wrote {output}: {count} digits, the original then {variants} distortions of each")
 
 
 @main.command()

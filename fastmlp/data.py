@@ -322,6 +322,9 @@ class Prepared:
     # of the kept pixels (for augmentation, which moves the image before taking the subset).
     train_images: np.ndarray | None = None
     pixels: np.ndarray | None = None
+    # With a holdout: the last `holdout` training images, scaled alike, and their labels.
+    holdout_x: np.ndarray | None = None
+    holdout_y: np.ndarray | None = None
 
 
 def pixel_subset(rows, cols, crop=0, center=None, drop=0.0, seed=0):
@@ -361,15 +364,18 @@ def one_hot(labels, classes, dtype):
     return t
 
 
-def prepare(dataset, standardize=True, dtype=np.float32, limit=None, pixels=None, keep_full=False):
+def prepare(dataset, standardize=True, dtype=np.float32, limit=None, pixels=None, keep_full=False, holdout=0):
     """Scale pixels to [0, 1], or standardize them with the training set's single mean and
-    standard deviation (the book's way); keep only the columns `pixels` if given; keep the
-    first `limit` training images if given. Built once, in the requested dtype. keep_full
-    also fills train_images and pixels (train_images is train_x when no subset is taken)."""
+    standard deviation (the book's way); keep only the columns `pixels` if given; hold the
+    last `holdout` training images out (holdout_x, holdout_y), then keep the first `limit`
+    of the rest if given. Built once, in the requested dtype; the mean and deviation come
+    from the images trained on. keep_full also fills train_images and pixels (train_images
+    is train_x when no subset is taken)."""
     dtype = np.dtype(dtype)
-    full = dataset.train_images if limit is None else dataset.train_images[:limit]
+    end = len(dataset.train_images) - holdout
+    full = dataset.train_images[:end] if limit is None else dataset.train_images[:min(end, limit)]
     train = full
-    train_y = dataset.train_labels if limit is None else dataset.train_labels[:limit]
+    train_y = dataset.train_labels[:len(full)]
     test = dataset.test_images
     if pixels is not None:
         train, test = train[:, pixels], test[:, pixels]
@@ -383,8 +389,13 @@ def prepare(dataset, standardize=True, dtype=np.float32, limit=None, pixels=None
     if keep_full:
         images = train_x if pixels is None else _scaled(full, mean, std, dtype)
         kept = np.arange(full.shape[1]) if pixels is None else np.ascontiguousarray(pixels, np.int64)
+    held = held_y = None
+    if holdout:
+        held = dataset.train_images[end:]
+        held = _scaled(held if pixels is None else held[:, pixels], mean, std, dtype)
+        held_y = dataset.train_labels[end:]
     return Prepared(train_x, one_hot(train_y, dataset.classes, dtype), train_y,
-                    _scaled(test, mean, std, dtype), dataset.test_labels, mean, std, images, kept)
+                    _scaled(test, mean, std, dtype), dataset.test_labels, mean, std, images, kept, held, held_y)
 
 
 def mean_std(a):

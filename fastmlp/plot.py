@@ -28,7 +28,7 @@ def read_log(path):
                     raise PlotError(f"{path}:{number}: not a JSON object")
                 if record.get("final"):
                     continue
-                missing = {"epoch", "loss", "val_acc", "test_acc", "full_acc"} - set(record)
+                missing = {"epoch", "loss"} - set(record)
                 if missing:
                     raise PlotError(f"{path}:{number}: not a fastmlp log record (missing {sorted(missing)[0]!r})")
                 records.append(record)
@@ -55,15 +55,18 @@ def plot_logs(paths, output):
         color = f"C{k % 10}"  # one colour per run in every panel
         epochs = [r["epoch"] for r in recs]
         axes[0].plot(epochs, [r["loss"] for r in recs], marker=".", color=color, label=name)
-        for key, style in (("full_acc", "-"), ("test_acc", ":"), ("val_acc", "--")):
-            axes[1].plot(epochs, [r[key] for r in recs], style, color=color, label=f"{name} {key[:-4]}")
+        evaluated = [r for r in recs if "full_acc" in r]  # every epoch, unless --eval-every
+        for key, style in (("full_acc", "-"), ("test_acc", ":"), ("val_acc", "--"), ("holdout_acc", "-.")):
+            if evaluated and key in evaluated[-1]:
+                axes[1].plot([r["epoch"] for r in evaluated], [r[key] for r in evaluated], style, color=color,
+                             label=f"{name} {key[:-4]}")
         if with_rms and "weight_stats" in recs[-1]:
             layers = [s["layer"] for s in recs[-1]["weight_stats"]]
             for i, layer in enumerate(layers):
                 axes[2].plot(epochs, [r["weight_stats"][i]["rms"] for r in recs], styles[i % 4], color=color,
                              label=f"{name} {layer}")
     axes[0].set(title="training loss", xlabel="epoch", yscale="log")
-    axes[1].set(title="accuracy (val / test / full)", xlabel="epoch", ylabel="%")
+    axes[1].set(title="accuracy (val / test / full, holdout)", xlabel="epoch", ylabel="%")
     if with_rms:
         axes[2].set(title="weight RMS per layer", xlabel="epoch")
     for ax in axes:

@@ -60,6 +60,14 @@ class TrainConfig:
     drop_pixels: float = 0.0
     pixel_seed: int = 0
     shift: int = 0                     # move each training image by up to this many pixels
+    elastic_alpha: float = 0.0         # elastic distortion (Simard 2003): field scale, in pixels
+    elastic_sigma: float = 4.0         #   and the Gaussian's standard deviation, in pixels
+    rotate: float = 0.0                # affine distortion: rotation within +-rotate degrees,
+    scale: float = 0.0                 #   x and y scale factors within 1 +- scale,
+    shear: float = 0.0                 #   shear angle within +-shear degrees
+    holdout: int = 0                   # the last N training images: not trained on, reported
+    eval_every: int = 1                # evaluate every N epochs, and after the last
+    keep_best: bool = False            # end with the weights of the best holdout epoch
     # Running.
     seed: int = 0
     dtype: str = "float32"
@@ -114,6 +122,22 @@ class TrainConfig:
                 need(a in G.known_activations(), f"unknown activation {a!r} (known: {', '.join(G.known_activations())})")
         pixel_subset(28, 28, self.crop, self.center, self.drop_pixels, self.pixel_seed)
         need(0 <= self.shift <= 13, f"shift must be between 0 and 13 pixels, got {self.shift}")
+        need(0 <= self.elastic_alpha <= 100, f"elastic alpha must be between 0 and 100 pixels, got {self.elastic_alpha}")
+        need(0 < self.elastic_sigma <= 14, f"elastic sigma must be in (0, 14] pixels, got {self.elastic_sigma}")
+        need(0 <= self.rotate <= 180, f"rotate must be between 0 and 180 degrees, got {self.rotate}")
+        need(0 <= self.scale < 1, f"scale must be in [0, 1), got {self.scale}")
+        need(0 <= self.shear <= 60, f"shear must be between 0 and 60 degrees, got {self.shear}")
+        need(self.holdout >= 0, f"holdout must be at least 0, got {self.holdout}")
+        need(self.eval_every >= 1, f"eval-every must be at least 1, got {self.eval_every}")
+        need(not self.keep_best or self.holdout > 0, "keep-best needs a holdout (--holdout N) to choose the epoch by")
+
+    def distorts(self):
+        """Whether training images go through distort_gather (elastic or affine terms)."""
+        return self.elastic_alpha > 0 or self.rotate > 0 or self.scale > 0 or self.shear > 0
+
+    def augments(self):
+        """Whether training images are moved or distorted at every step."""
+        return self.shift > 0 or self.distorts()
 
     def batch_for_epoch(self, epoch):
         if self.batch_ramp is None:
@@ -191,7 +215,9 @@ def kernels_for(config, network, optimizer):
         names.append("weight_decay")
     if config.max_norm is not None:
         names.append("max_norm")
-    if config.shift > 0:
+    if config.distorts():
+        names.append("distort_gather")
+    elif config.shift > 0:
         names.append("shift_gather")
     return names
 
@@ -201,6 +227,11 @@ def evaluate(network, prepared):
     return split_accuracies(network.predict(prepared.test_x), prepared.test_y)
 
 
+def holdout_accuracy(network, prepared):
+    """Accuracy in percent on the held-out training images."""
+    return float(100.0 * (network.predict(prepared.holdout_x) == prepared.holdout_y).mean())
+
+
 def pixels_for(config, dataset):
     """The kept pixels' indices (None: all of them) for the crop, centre and dropped pixels."""
     return pixel_subset(dataset.rows, dataset.cols, config.crop, config.center, config.drop_pixels, config.pixel_seed)
@@ -208,7 +239,8 @@ def pixels_for(config, dataset):
 
 def prepare_for(config, dataset, pixels=None):
     pixels = pixels_for(config, dataset) if pixels is None else pixels
-    return prepare(dataset, config.standardize, config.dtype, config.limit, pixels, keep_full=config.shift > 0)
+    return prepare(dataset, config.standardize, config.dtype, config.limit, pixels, keep_full=config.augments(),
+                   holdout=config.holdout)
 
 
 class Interrupted(RuntimeError):
@@ -220,9 +252,11 @@ class Interrupted(RuntimeError):
 
 
 def _checkpoint_state(network, optimizer, config, rng, epoch, step, step_count, total_loss, order, classes,
-                      prepared, dataset):
+                      prepared, dataset, best=None):
     from fastmlp import config as C
     arrays = {"params": network.params, "order": order}
+    if best is not None and best["params"] is not None:
+        arrays["best_params"] = best["params"]
     opt_meta = {"name": config.optimizer, "t": optimizer.t}
     for k, v in optimizer.state().items():
         if isinstance(v, np.ndarray):
@@ -231,6 +265,8 @@ def _checkpoint_state(network, optimizer, config, rng, epoch, step, step_count, 
                 rng=rng.bit_generator.state, optimizer=opt_meta, config=C.to_dict(config),
                 input_width=network.width["input"], classes=classes, dtype=str(network.dtype),
                 mean=prepared.mean, std=prepared.std, rows=dataset.rows, cols=dataset.cols)
+    if best is not None and best["params"] is not None:
+        meta["best"] = dict(epoch=best["epoch"], holdout_acc=best["acc"])
     return arrays, meta
 
 
@@ -252,8 +288,12 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
     on_step(done, total) is called after every mini-batch; on_epoch(record) after every
     epoch with a dict: epoch, loss (mean training loss over the epoch's mini-batches),
     val_acc, test_acc, full_acc (percent), seconds (training time of the epoch, without
-    evaluation), samples_per_s, batch_size, lr, weight_stats (when asked for), and in the
-    first record compile_seconds (compiling or loading the kernels, before the first step).
+    evaluation), samples_per_s, batch_size, lr, weight_stats (when asked for), holdout_acc
+    (with a holdout), eval_seconds (the evaluation's time), and in the first record
+    compile_seconds (compiling or loading the kernels, before the first step). With
+    eval_every N the accuracies (and eval_seconds) are in every N-th epoch's record and
+    the last one only. With keep_best the run ends with the weights of the first evaluated
+    epoch of the highest holdout accuracy, and that epoch's record gets kept=True.
 
     save: checkpoint path, written every `save_every` epochs and at the end. resume: a
     checkpoint (meta, arrays) from fastmlp.checkpoint.load to continue from; the run then
@@ -268,6 +308,9 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
     if config.threads is not None:
         numba.set_num_threads(config.threads)
     pixels = pixels_for(config, dataset)
+    if config.holdout >= len(dataset.train_labels):
+        raise ValueError(f"holdout {config.holdout} leaves no training image (the training set has "
+                         f"{len(dataset.train_labels)})")
     check_memory(config, dataset.rows * dataset.cols if pixels is None else len(pixels), dataset.classes)
     prepared = prepare_for(config, dataset, pixels)
     n, d = prepared.train_x.shape
@@ -277,6 +320,7 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
                            weight_decay=config.weight_decay, weights=network.weight_slices)
     rng = np.random.default_rng(config.seed)
     first_epoch, first_step, step_count, resumed_loss, order = 1, 0, 0, 0.0, None
+    best = dict(params=None, epoch=None, acc=-1.0)
     if resume is not None:
         meta, arrays = resume
         if meta["input_width"] != d or meta["classes"] != dataset.classes or meta["dtype"] != str(network.dtype):
@@ -293,8 +337,14 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
         first_epoch, first_step, step_count = meta["epoch"], meta["step"], meta["step_count"]
         resumed_loss = meta["total_loss"]
         order = arrays["order"] if first_step > 0 else None
+        if "best_params" in arrays:
+            best = dict(params=arrays["best_params"].copy(), epoch=meta["best"]["epoch"], acc=meta["best"]["holdout_acc"])
     # With --shift, blank pixels moved into the image take the scaled value of a 0 pixel.
     background = float(network.dtype.type(-prepared.mean / prepared.std))
+    if config.distorts():
+        from fastmlp.augment import gaussian_taps
+        taps = gaussian_taps(config.elastic_sigma, network.dtype)
+        work = np.empty((config.batch_size, 4, dataset.rows * dataset.cols), network.dtype)
     compile_start = time.perf_counter()
     K.warmup(network.dtype, kernels_for(config, network, optimizer))
     compile_seconds = time.perf_counter() - compile_start
@@ -302,7 +352,7 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
 
     def write(path, epoch, step, total_loss, order_now):
         arrays, meta = _checkpoint_state(network, optimizer, config, rng, epoch, step, step_count, total_loss,
-                                         order_now, dataset.classes, prepared, dataset)
+                                         order_now, dataset.classes, prepared, dataset, best)
         return checkpoint.save(path, arrays, meta)
 
     for epoch in range(first_epoch, config.epochs + 1):
@@ -316,7 +366,14 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
         total_loss = resumed_loss if epoch == first_epoch else 0.0
         for step in range(start_step, steps):
             lo, hi = step * bs, min(n, step * bs + bs)
-            if config.shift > 0:  # augmented: each image moved at random, then gathered
+            if config.distorts():  # each image distorted (and moved) at random, then gathered
+                x = network.x[:hi - lo]
+                network.k.distort_gather(x, work, prepared.train_images, order[lo:hi], prepared.pixels, dataset.rows,
+                                         dataset.cols, background, config.shift, config.elastic_alpha, taps,
+                                         config.rotate, config.scale, config.shear, config.seed, step_count)
+                t = network.t[:hi - lo]
+                np.take(prepared.train_t, order[lo:hi], axis=0, out=t)
+            elif config.shift > 0:  # augmented: each image moved at random, then gathered
                 x = network.x[:hi - lo]
                 network.k.shift_gather(x, prepared.train_images, order[lo:hi], prepared.pixels, dataset.rows, dataset.cols,
                                background, config.shift, config.seed, step_count)
@@ -341,10 +398,20 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
         if not np.isfinite(network.params).all():
             raise Diverged(f"diverged at epoch {epoch}, step {steps}: non-finite weights; "
                            f"first non-finite: {first_bad_layer(network)}")
-        val, test, full = evaluate(network, prepared)
-        record = dict(epoch=epoch, loss=total_loss / n, val_acc=val, test_acc=test, full_acc=full,
-                      seconds=seconds, samples_per_s=(n - min(n, start_step * bs)) / seconds,
-                      batch_size=bs, lr=lr)
+        record = dict(epoch=epoch, loss=total_loss / n, seconds=seconds,
+                      samples_per_s=(n - min(n, start_step * bs)) / seconds, batch_size=bs, lr=lr)
+        if epoch % config.eval_every == 0 or epoch == config.epochs:
+            eval_start = time.perf_counter()
+            record["val_acc"], record["test_acc"], record["full_acc"] = evaluate(network, prepared)
+            if config.holdout:
+                record["holdout_acc"] = holdout_accuracy(network, prepared)
+            record["eval_seconds"] = time.perf_counter() - eval_start
+        if "holdout_acc" in record:
+            if config.keep_best and record["holdout_acc"] > best["acc"]:
+                if best["params"] is None:
+                    best["params"] = np.empty_like(network.params)
+                best["params"][...] = network.params
+                best["epoch"], best["acc"] = epoch, record["holdout_acc"]
         if config.weight_stats:
             record["weight_stats"] = network.weight_stats()
         if epoch == first_epoch:
@@ -354,4 +421,11 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
             write(save, epoch + 1, 0, 0.0, order)
         if on_epoch:
             on_epoch(record)
+    if config.keep_best and best["params"] is not None:
+        network.params[...] = best["params"]
+        for r in records:
+            if r["epoch"] == best["epoch"]:
+                r["kept"] = True
+        if save:
+            write(save, config.epochs + 1, 0, 0.0, order)
     return network, records

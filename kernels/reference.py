@@ -200,6 +200,87 @@ def shift_gather(images, rows, pixels, R, C, background, S, seed, step):
     return X
 
 
+ELASTIC_NODE = 0xFFFFFFFE
+AFFINE_NODE = 0xFFFFFFFD
+
+
+def _uniform24(bits):
+    return float(bits & 0xFFFFFF) / 8388608.0 - 1.0
+
+
+def _splitmix64_array(z):
+    """splitmix64 of a uint64 array (NumPy's uint64 arithmetic wraps, as the kernel's)."""
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def gaussian_matrix(n, taps):
+    """G[a, b] = taps[|a - b|] where |a - b| < len(taps), else 0: smoothing along an axis of
+    n pixels with zero outside."""
+    d = np.abs(np.subtract.outer(np.arange(n), np.arange(n)))
+    g = np.zeros((n, n))
+    near = d < len(taps)
+    g[near] = np.asarray(taps, np.float64)[d[near]]
+    return g
+
+
+def elastic_fields(seed, step, B, R, C, alpha, taps):
+    """(ex, ey)[B, R*C]: alpha * G_y U G_x for the noise U = uniform24 of the top and the
+    middle 24 bits of unit_hash(seed, step, ELASTIC_NODE, i, pixel)."""
+    ex, ey = np.empty((B, R * C)), np.empty((B, R * C))
+    gy, gx = gaussian_matrix(R, taps), gaussian_matrix(C, taps)
+    for i in range(B):
+        row = splitmix64(seed)
+        for part in (step, ELASTIC_NODE, i):
+            row = splitmix64(row ^ part)
+        h = _splitmix64_array(np.uint64(row) ^ np.arange(R * C, dtype=np.uint64))
+        ux = ((h >> np.uint64(40)) & np.uint64(0xFFFFFF)).astype(np.float64) / 8388608.0 - 1.0
+        uy = ((h >> np.uint64(16)) & np.uint64(0xFFFFFF)).astype(np.float64) / 8388608.0 - 1.0
+        ex[i] = alpha * (gy @ ux.reshape(R, C) @ gx.T).ravel()
+        ey[i] = alpha * (gy @ uy.reshape(R, C) @ gx.T).ravel()
+    return ex, ey
+
+
+def affine_draws(seed, step, i, rotate, scale, shear):
+    """(angle in radians, x scale, y scale, shear tangent) of batch row i."""
+    h0 = unit_hash(seed, step, AFFINE_NODE, i, 0)
+    h1 = unit_hash(seed, step, AFFINE_NODE, i, 1)
+    deg = np.pi / 180
+    return (rotate * deg * _uniform24(h0 >> 40), 1 + scale * _uniform24(h0 >> 16),
+            1 + scale * _uniform24(h1 >> 40), np.tan(shear * deg * _uniform24(h1 >> 16)))
+
+
+def distort_gather(images, rows, pixels, R, C, background, S, alpha, taps, rotate, scale, shear, seed, step):
+    """(X[B, P], ex, ey): images rows[i] affinely and elastically distorted, shifted by
+    shift_offsets, sampled bilinearly (blank = background), then the columns `pixels`."""
+    (images,) = _f64(images)
+    B = len(rows)
+    ex, ey = elastic_fields(seed, step, B, R, C, alpha, taps) if alpha != 0 else (np.zeros((B, R * C)),) * 2
+    y, x = np.divmod(np.arange(R * C), C)
+    ry, rx = y - (R - 1) / 2, x - (C - 1) / 2
+    X = np.empty((B, len(pixels)))
+    for i, (dy, dx) in enumerate(shift_offsets(seed, step, B, S)):
+        angle, fx, fy, t = affine_draws(seed, step, i, rotate, scale, shear)
+        c, s = np.cos(angle), np.sin(angle)
+        u, v = c * rx + s * ry, c * ry - s * rx
+        u = (u - t * v) / fx + (C - 1) / 2 - dx + ex[i]
+        v = v / fy + (R - 1) / 2 - dy + ey[i]
+        x0, y0 = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+        wx, wy = u - x0, v - y0
+        padded = np.full((R + 2, C + 2), float(background))
+        padded[1:-1, 1:-1] = images[rows[i]].reshape(R, C)
+
+        def at(yy, xx):
+            inside = (yy >= 0) & (yy < R) & (xx >= 0) & (xx < C)
+            return np.where(inside, padded[np.clip(yy, -1, R) + 1, np.clip(xx, -1, C) + 1], background)
+        out = (1 - wy) * ((1 - wx) * at(y0, x0) + wx * at(y0, x0 + 1)) + wy * ((1 - wx) * at(y0 + 1, x0) + wx * at(y0 + 1, x0 + 1))
+        X[i] = out[pixels]
+    return X, ex, ey
+
+
 def byte_counts(a, parts):
     """counts[p, v]: entries equal to v among the flat entries p * n // parts to
     (p + 1) * n // parts - 1 of a."""

@@ -83,3 +83,11 @@ def test_ab_inprocess_times_two_versions_in_one_process(mnist_dir):
                          check=True, capture_output=True, text=True, env=env)
     assert "old (HEAD): median" in out.stdout and "new (.): median" in out.stdout and "old / new" in out.stdout
     assert "weights after the last round: bit-identical" in out.stdout
+
+
+def test_distortion_benchmark_runs(mnist_dir):
+    script = os.path.join(BENCH, "distortion.py")
+    env = {**os.environ, "FASTMLP_DATA_DIR": mnist_dir}
+    out = subprocess.run([sys.executable, script, "--rounds", "1", "--batches", "2"], check=True, capture_output=True,
+                         text=True, env=env)
+    assert "dispatch runs distort_gather_lanes" in out.stdout and "images/s" in out.stdout and "of a" in out.stdout

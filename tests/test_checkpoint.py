@@ -34,9 +34,9 @@ def test_resume_at_an_epoch_boundary_is_bit_identical(mnist, tmp_path):
     assert [r["epoch"] for r in later] == [3, 4] and later[-1]["full_acc"] == records[-1]["full_acc"]
 
 
-@pytest.mark.parametrize("shift", [0, 2])
-def test_interrupt_mid_epoch_saves_and_resumes_bit_identical(mnist, tmp_path, shift):
-    base = {**BASE, "shift": shift}  # shift: the augmented images are keyed by the step counter
+@pytest.mark.parametrize("augment", [{}, dict(shift=2), dict(shift=1, elastic_alpha=30.0, rotate=10.0, scale=0.1, shear=5.0)])
+def test_interrupt_mid_epoch_saves_and_resumes_bit_identical(mnist, tmp_path, augment):
+    base = {**BASE, **augment}  # augmented images are keyed by the step counter
     whole, _ = train(TrainConfig(**base), mnist)
     calls = {"n": 0}
 

@@ -1,0 +1,139 @@
+"""Fast distortion: kernels/augment.py's distort_gather with the work laid out for vector
+loops. The plain kernel's smoothing sums a variable band per pixel and its sampling tests
+every tap against the image bounds; here each image's noise rows are padded to W (a
+multiple of 16) lanes, both smoothing passes are fixed-width multiply-adds, and the source
+image sits in a frame of two background pixels, so that a clamped sample point needs no
+test. float32 only (float64 runs the plain kernel).
+"""
+import numpy as np
+from numba import prange
+
+from .._runtime.jit import kernel
+from .._runtime.registry import fast
+from ..augment import AFFINE_NODE, ELASTIC_NODE, SHIFT_NODE, uniform24
+from ..dropout import splitmix64, unit_hash
+from ._simd import LANES, vfma, vload, vstore
+
+PAD = 2  # background pixels around the source image
+
+
+@fast(replaces=("distort_gather",), needs=("float32",), seconds=2.5)
+@kernel(parallel=True)
+def distort_gather_lanes(X, work, images, rows, pixels, R, C, background, S, alpha, taps, rotate, scale, shear,
+                         seed, step):
+    """Replaces distort_gather: the same draws, the same sample points up to float32
+    rounding (the fields are summed in float32, in another order), and so the same
+    images to within a few float32 roundings of the field times the image's gradient."""
+    B, P = X.shape
+    r = taps.size - 1
+    W = (C + 31) // 32 * 32
+    n = np.uint64(2 * S + 1)
+    cy = 0.5 * (R - 1)
+    cx = 0.5 * (C - 1)
+    deg = np.pi / 180.0
+    # The smoothing along x as a C x W matrix: gx[j * W + x] = taps[|j - x|] in the band;
+    # along y the taps times alpha.
+    gx = np.zeros(C * W, np.float32)
+    for j in range(C):
+        for x in range(max(0, j - r), min(C, j + r + 1)):
+            gx[j * W + x] = taps[abs(j - x)]
+    ga = np.empty(r + 1, np.float32)
+    for k in range(r + 1):
+        ga[k] = np.float32(alpha) * taps[k]
+    chunks = min(B, 64)
+    for c in prange(chunks):
+        ux = np.zeros(R * W, np.float32)
+        uy = np.zeros(R * W, np.float32)
+        ex = np.empty(R * W, np.float32)
+        ey = np.empty(R * W, np.float32)
+        frame = np.empty((R + 2 * PAD) * (C + 2 * PAD), np.float32)
+        full = np.empty(R * C, np.float32)
+        wxs = np.empty(C, np.float32)
+        wys = np.empty(C, np.float32)
+        ks = np.empty(C, np.int32)
+        z = vload(gx, 0, 0)  # 16 zeros
+        for i in range(c * B // chunks, (c + 1) * B // chunks):
+            h = unit_hash(seed, step, SHIFT_NODE, i, 0)
+            dy = np.int64(h % n) - S
+            dx = np.int64((h >> np.uint64(32)) % n) - S
+            h = unit_hash(seed, step, AFFINE_NODE, i, 0)
+            angle = rotate * deg * uniform24(h >> np.uint64(40))
+            fx = 1.0 + scale * uniform24(h >> np.uint64(16))
+            h = unit_hash(seed, step, AFFINE_NODE, i, 1)
+            fy = 1.0 + scale * uniform24(h >> np.uint64(40))
+            t = np.tan(shear * deg * uniform24(h >> np.uint64(16)))
+            cs, sn = np.cos(angle), np.sin(angle)
+            if alpha != 0:
+                row = splitmix64(splitmix64(splitmix64(splitmix64(np.uint64(seed)) ^ np.uint64(step))
+                                            ^ np.uint64(ELASTIC_NODE)) ^ np.uint64(i))
+                for y in range(R):
+                    for x in range(C):
+                        hh = splitmix64(row ^ np.uint64(y * C + x))
+                        ux[y * W + x] = np.float32(uniform24(hh >> np.uint64(40)))
+                        uy[y * W + x] = np.float32(uniform24(hh >> np.uint64(16)))
+                for y in range(R):  # along x: e[y] = u[y] @ gx, 32 lanes at a time
+                    for b in range(0, W, 32):
+                        a0, a1, b0, b1 = z, z, z, z
+                        for j in range(C):
+                            g0 = vload(gx, j * W + b, LANES)
+                            g1 = vload(gx, j * W + b + LANES, LANES)
+                            p, q = ux[y * W + j], uy[y * W + j]
+                            a0, a1 = vfma(p, g0, a0), vfma(p, g1, a1)
+                            b0, b1 = vfma(q, g0, b0), vfma(q, g1, b1)
+                        vstore(ex, y * W + b, a0, LANES)
+                        vstore(ex, y * W + b + LANES, a1, LANES)
+                        vstore(ey, y * W + b, b0, LANES)
+                        vstore(ey, y * W + b + LANES, b1, LANES)
+                for y in range(R):  # along y, times alpha, back into u
+                    for b in range(0, W, 32):
+                        a0, a1, b0, b1 = z, z, z, z
+                        for k in range(max(0, y - r), min(R, y + r + 1)):
+                            g = ga[abs(k - y)]
+                            a0 = vfma(g, vload(ex, k * W + b, LANES), a0)
+                            a1 = vfma(g, vload(ex, k * W + b + LANES, LANES), a1)
+                            b0 = vfma(g, vload(ey, k * W + b, LANES), b0)
+                            b1 = vfma(g, vload(ey, k * W + b + LANES, LANES), b1)
+                        vstore(ux, y * W + b, a0, LANES)
+                        vstore(ux, y * W + b + LANES, a1, LANES)
+                        vstore(uy, y * W + b, b0, LANES)
+                        vstore(uy, y * W + b + LANES, b1, LANES)
+                for y in range(R):
+                    for x in range(C):
+                        work[i, 0, y * C + x] = ux[y * W + x]
+                        work[i, 1, y * C + x] = uy[y * W + x]
+            else:
+                ux[:] = 0.0
+                uy[:] = 0.0
+            src = images[rows[i]]
+            frame[:] = background
+            for y in range(R):
+                for x in range(C):
+                    frame[(y + PAD) * (C + 2 * PAD) + x + PAD] = src[y * C + x]
+            # Sample point of (y, x): u = u0 + du * x + ux[y, x], v likewise, in float32.
+            du = np.float32((cs + t * sn) / fx)
+            dv = np.float32(-sn / fy)
+            hi_u = np.float32(C)
+            hi_v = np.float32(R)
+            lo = np.float32(-2.0)
+            one = np.float32(1.0)
+            FW = np.int32(C + 2 * PAD)
+            for y in range(R):
+                ry = y - cy
+                u0 = np.float32((sn * ry - t * (cs * ry + sn * cx)) / fx - cs * cx / fx + cx - dx)
+                v0 = np.float32((cs * ry + sn * cx) / fy + cy - dy)
+                for x in range(C):  # the arithmetic, a vector loop
+                    u = min(max(u0 + du * np.float32(x) + ux[y * W + x], lo), hi_u)
+                    v = min(max(v0 + dv * np.float32(x) + uy[y * W + x], lo), hi_v)
+                    xf = np.floor(u)
+                    yf = np.floor(v)
+                    wxs[x] = u - xf
+                    wys[x] = v - yf
+                    ks[x] = (np.int32(yf) + PAD) * FW + np.int32(xf) + PAD
+                for x in range(C):  # the four taps, scalar loads
+                    k = ks[x]
+                    wx, wy = wxs[x], wys[x]
+                    top = (one - wx) * frame[k] + wx * frame[k + 1]
+                    bottom = (one - wx) * frame[k + FW] + wx * frame[k + FW + 1]
+                    full[y * C + x] = (one - wy) * top + wy * bottom
+            for p in range(P):
+                X[i, p] = full[pixels[p]]
