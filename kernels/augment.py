@@ -66,6 +66,24 @@ def pixel_at(src, y, x, R, C, background):
     return np.float64(background)
 
 
+@kernel(inline="always")
+def draws(seed, step, i, S, rotate, scale, shear):
+    """Batch row i's (dy, dx) shift (shift_gather's), and cos, sin of its angle, tan of its
+    shear angle and its x and y scale factors."""
+    h = unit_hash(seed, step, SHIFT_NODE, i, 0)
+    n = np.uint64(2 * S + 1)
+    dy = np.int64(h % n) - S
+    dx = np.int64((h >> np.uint64(32)) % n) - S
+    deg = np.pi / 180.0
+    h = unit_hash(seed, step, AFFINE_NODE, i, 0)
+    angle = rotate * deg * uniform24(h >> np.uint64(40))
+    fx = 1.0 + scale * uniform24(h >> np.uint64(16))
+    h = unit_hash(seed, step, AFFINE_NODE, i, 1)
+    fy = 1.0 + scale * uniform24(h >> np.uint64(40))
+    t = np.tan(shear * deg * uniform24(h >> np.uint64(16)))
+    return dy, dx, np.cos(angle), np.sin(angle), t, fx, fy
+
+
 @plain(example=lambda d: (np.empty((2, 4), d), np.empty((2, 4, 4), d), np.ones((2, 4), d), np.arange(2), np.arange(4),
                           2, 2, 0.0, 1, 1.0, np.ones(2, d), 5.0, 0.1, 5.0, 0, 0), seconds=2.0)
 @kernel(parallel=True)
@@ -81,21 +99,10 @@ def distort_gather(X, work, images, rows, pixels, R, C, background, S, alpha, ta
     displacement at (y, x)."""
     B, P = X.shape
     r = taps.size - 1
-    n = np.uint64(2 * S + 1)
     cy = 0.5 * (R - 1)
     cx = 0.5 * (C - 1)
-    deg = np.pi / 180.0
     for i in prange(B):
-        h = unit_hash(seed, step, SHIFT_NODE, i, 0)
-        dy = np.int64(h % n) - S
-        dx = np.int64((h >> np.uint64(32)) % n) - S
-        h = unit_hash(seed, step, AFFINE_NODE, i, 0)
-        angle = rotate * deg * uniform24(h >> np.uint64(40))
-        fx = 1.0 + scale * uniform24(h >> np.uint64(16))
-        h = unit_hash(seed, step, AFFINE_NODE, i, 1)
-        fy = 1.0 + scale * uniform24(h >> np.uint64(40))
-        t = np.tan(shear * deg * uniform24(h >> np.uint64(16)))
-        c, s = np.cos(angle), np.sin(angle)
+        dy, dx, c, s, t, fx, fy = draws(seed, step, i, S, rotate, scale, shear)
         ex, ey, ux, uy = work[i, 0], work[i, 1], work[i, 2], work[i, 3]
         if alpha != 0:
             row = splitmix64(splitmix64(splitmix64(splitmix64(np.uint64(seed)) ^ np.uint64(step))

@@ -91,3 +91,11 @@ def test_distortion_benchmark_runs(mnist_dir):
     out = subprocess.run([sys.executable, script, "--rounds", "1", "--batches", "2"], check=True, capture_output=True,
                          text=True, env=env)
     assert "dispatch runs distort_gather_lanes" in out.stdout and "images/s" in out.stdout and "of a" in out.stdout
+
+
+def test_presets_benchmark_runs_the_command(mnist_dir):
+    script = os.path.join(BENCH, "presets.py")
+    out = subprocess.run([sys.executable, script, "--preset", "book", "--seeds", "0", "--data-dir", mnist_dir, "--",
+                          "--epochs", "1", "--limit", "2000"], check=True, capture_output=True, text=True)
+    rows = [l for l in out.stdout.splitlines() if l.startswith("| 0 |") or l.startswith("| mean |")]
+    assert len(rows) == 2 and rows[0].split("|")[4] == rows[1].split("|")[4]  # one seed: its full is the mean

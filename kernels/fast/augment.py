@@ -13,8 +13,8 @@ from numba.extending import intrinsic
 
 from .._runtime.jit import kernel
 from .._runtime.registry import fast
-from ..augment import AFFINE_NODE, ELASTIC_NODE, SHIFT_NODE, uniform24
-from ..dropout import splitmix64, unit_hash
+from ..augment import ELASTIC_NODE, draws, uniform24
+from ..dropout import splitmix64
 from ._simd import LANES, Vector, vfma, vload, vstore
 
 PAD = 2  # background pixels around the source image
@@ -74,10 +74,8 @@ def distort_gather_lanes(X, work, images, rows, pixels, R, C, background, S, alp
     B, P = X.shape
     r = taps.size - 1
     W = (C + 31) // 32 * 32
-    n = np.uint64(2 * S + 1)
     cy = 0.5 * (R - 1)
     cx = 0.5 * (C - 1)
-    deg = np.pi / 180.0
     # The smoothing along x as a C x W matrix: gx[j * W + x] = taps[|j - x|] in the band;
     # along y the taps times alpha.
     gx = np.zeros(C * W, np.float32)
@@ -100,16 +98,7 @@ def distort_gather_lanes(X, work, images, rows, pixels, R, C, background, S, alp
         ks = np.empty(W, np.int32)
         z = vload(gx, 0, 0)  # 16 zeros
         for i in range(c * B // chunks, (c + 1) * B // chunks):
-            h = unit_hash(seed, step, SHIFT_NODE, i, 0)
-            dy = np.int64(h % n) - S
-            dx = np.int64((h >> np.uint64(32)) % n) - S
-            h = unit_hash(seed, step, AFFINE_NODE, i, 0)
-            angle = rotate * deg * uniform24(h >> np.uint64(40))
-            fx = 1.0 + scale * uniform24(h >> np.uint64(16))
-            h = unit_hash(seed, step, AFFINE_NODE, i, 1)
-            fy = 1.0 + scale * uniform24(h >> np.uint64(40))
-            t = np.tan(shear * deg * uniform24(h >> np.uint64(16)))
-            cs, sn = np.cos(angle), np.sin(angle)
+            dy, dx, cs, sn, t, fx, fy = draws(seed, step, i, S, rotate, scale, shear)
             if alpha != 0:
                 row = splitmix64(splitmix64(splitmix64(splitmix64(np.uint64(seed)) ^ np.uint64(step))
                                             ^ np.uint64(ELASTIC_NODE)) ^ np.uint64(i))
