@@ -1,4 +1,8 @@
-"""Named configurations: a preset sets TrainConfig fields; options given explicitly win."""
+"""Named configurations: a preset sets TrainConfig fields; options given explicitly win.
+
+simard, deep and speedrun were chosen on the last 10,000 training images held out
+(--holdout 10000), never on the test set; README.md (Presets) shows the runs that chose
+them. Once chosen, a preset trains on all 60,000 images."""
 
 PRESETS = {
     # The final network of Perrotta's "Programming Machine Learning": 784-100-10, sigmoid,
@@ -13,4 +17,19 @@ PRESETS = {
     "deep": dict(hidden=(1200, 1200), activation=("shifted_relu",), input_dropout=0.2, dropout=0.5,
                  init="he", optimizer="adam", lr=0.001, lr_schedule="cosine", epochs=50,
                  batch_size=256, batch_ramp=32, standardize=True, shuffle=True, shift=1),
+    # One hidden layer beyond 99.3% (Simard, Steinkraus & Platt 2003: 784-800-10 with elastic
+    # distortions, 99.30% on the test set): 784-800-10 ReLU, dropout 0.3, Adam 0.001 with a
+    # cosine schedule over 120 epochs, batch 128, every training image distorted at every
+    # step: elastic 20,4, rotation within 10 degrees, scale within 1 +- 0.1, shear within 10
+    # degrees. On the holdout, 120 epochs beat 300, 800 units beat 1200, and these
+    # strengths beat elastic 34,4 with 15 / 0.15 / 15 and elastic alone.
+    "simard": dict(hidden=(800,), activation=("relu",), dropout=0.3, init="he", optimizer="adam", lr=0.001,
+                   lr_schedule="cosine", batch_size=128, epochs=120, elastic_alpha=20.0, elastic_sigma=4.0,
+                   rotate=10.0, scale=0.1, shear=10.0, standardize=True, shuffle=True),
+    # The shortest wall time to 99% on the full 10k: 784-800-10 ReLU, dropout 0.1, Adam 0.003
+    # with a cosine schedule, batch 256, elastic distortion 20,4, 14 epochs, evaluated once
+    # at the end. The fewest epochs whose holdout accuracy reached 99.0%.
+    "speedrun": dict(hidden=(800,), activation=("relu",), dropout=0.1, init="he", optimizer="adam", lr=0.003,
+                     lr_schedule="cosine", batch_size=256, epochs=14, elastic_alpha=20.0, elastic_sigma=4.0,
+                     eval_every=0, standardize=True, shuffle=True),
 }

@@ -66,7 +66,7 @@ class TrainConfig:
     scale: float = 0.0                 #   x and y scale factors within 1 +- scale,
     shear: float = 0.0                 #   shear angle within +-shear degrees
     holdout: int = 0                   # the last N training images: not trained on, reported
-    eval_every: int = 1                # evaluate every N epochs, and after the last
+    eval_every: int = 1                # evaluate every N epochs (0: never), and after the last
     keep_best: bool = False            # end with the weights of the best holdout epoch
     # Running.
     seed: int = 0
@@ -128,7 +128,7 @@ class TrainConfig:
         need(0 <= self.scale < 1, f"scale must be in [0, 1), got {self.scale}")
         need(0 <= self.shear <= 60, f"shear must be between 0 and 60 degrees, got {self.shear}")
         need(self.holdout >= 0, f"holdout must be at least 0, got {self.holdout}")
-        need(self.eval_every >= 1, f"eval-every must be at least 1, got {self.eval_every}")
+        need(self.eval_every >= 0, f"eval-every must be at least 0, got {self.eval_every}")
         need(not self.keep_best or self.holdout > 0, "keep-best needs a holdout (--holdout N) to choose the epoch by")
 
     def distorts(self):
@@ -400,7 +400,7 @@ def train(config, dataset, on_epoch=None, on_step=None, save=None, save_every=1,
                            f"first non-finite: {first_bad_layer(network)}")
         record = dict(epoch=epoch, loss=total_loss / n, seconds=seconds,
                       samples_per_s=(n - min(n, start_step * bs)) / seconds, batch_size=bs, lr=lr)
-        if epoch % config.eval_every == 0 or epoch == config.epochs:
+        if epoch == config.epochs or (config.eval_every and epoch % config.eval_every == 0):
             eval_start = time.perf_counter()
             record["val_acc"], record["test_acc"], record["full_acc"] = evaluate(network, prepared)
             if config.holdout:

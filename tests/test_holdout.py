@@ -77,6 +77,7 @@ def test_cli_reports_holdout_and_the_kept_epoch(mnist_dir):
     (["--holdout", "60000"], 1, "holdout 60000 leaves no training image (the training set has 60000)"),
     (["--elastic", "34"], 2, "expected ALPHA,SIGMA"),
     (["--rotate", "500"], 2, "rotate must be between 0 and 180 degrees"),
+    (["--eval-every", "-1"], 2, "eval-every must be at least 0"),
 ])
 def test_bad_options_are_one_line_errors(mnist_dir, args, code, message):
     r = CliRunner().invoke(main, ["train", "--epochs", "1", "--data-dir", mnist_dir] + args)
@@ -118,6 +119,8 @@ def test_eval_every_evaluates_every_nth_epoch_and_the_last(mnist, tmp_path):
     every, _ = train(TrainConfig(**dict(BASE, epochs=5), holdout=2000), mnist)
     if records[-1].get("kept"):
         assert np.array_equal(network.params, every.params)
+    _, end_only = train(TrainConfig(**dict(BASE, epochs=3), eval_every=0), mnist)
+    assert ["full_acc" in r for r in end_only] == [False, False, True]
     import json
     from fastmlp.plot import plot_logs
     log = tmp_path / "log.jsonl"
