@@ -94,6 +94,20 @@ def _elastic(ctx, param, value):
     return alpha, sigma
 
 
+def _add_file_and_options(values, config_file, options):
+    """values (TrainConfig keywords) updated from an experiment file; options (the command's
+    keyword arguments) with --elastic ALPHA,SIGMA split into its two fields, in place."""
+    from fastmlp import config as C
+    if config_file:
+        try:
+            values.update(C.read(config_file))
+        except C.ConfigError as e:
+            raise click.UsageError(str(e)) from None
+    elastic = options.pop("elastic", None)
+    if elastic is not None:
+        options["elastic_alpha"], options["elastic_sigma"] = elastic
+
+
 def _fraction(ctx, param, value):
     if value is not None and not 0 <= value < 1:
         raise click.BadParameter(f"must be in [0, 1), got {value}")
@@ -196,14 +210,7 @@ def train(preset, config_file, as_json, data_dir, save_path, save_every, resume_
             values = vars(C.from_dict(resume[0]["config"], resume_path))
         except (CK.CheckpointError, C.ConfigError) as e:
             raise click.UsageError(str(e)) from None
-    if config_file:
-        try:
-            values.update(C.read(config_file))
-        except C.ConfigError as e:
-            raise click.UsageError(str(e)) from None
-    elastic = options.pop("elastic", None)
-    if elastic is not None:
-        options["elastic_alpha"], options["elastic_sigma"] = elastic
+    _add_file_and_options(values, config_file, options)
     explicit = {k: v for k, v in options.items() if v is not None}
     if values.get("graph") is not None:
         clash = sorted(set(explicit) & {"hidden", "activation", "input_dropout", "dropout"})
@@ -463,18 +470,10 @@ def plot(logs, output, force):
 def augment(count, output, variants, preset, config_file, force, data_dir, **options):
     """Picture what a run's augmentation does: training digits next to distortions of each."""
     from fastmlp import PRESETS, DataError, TrainConfig, load
-    from fastmlp import config as C
     from fastmlp.augment import show
 
     values = dict(PRESETS[preset]) if preset else {}
-    if config_file:
-        try:
-            values.update(C.read(config_file))
-        except C.ConfigError as e:
-            raise click.UsageError(str(e)) from None
-    elastic = options.pop("elastic", None)
-    if elastic is not None:
-        options["elastic_alpha"], options["elastic_sigma"] = elastic
+    _add_file_and_options(values, config_file, options)
     values.update({k: v for k, v in options.items() if v is not None})
     config = TrainConfig(**values)
     try:
