@@ -87,7 +87,7 @@ def distort_gather_lanes(X, work, images, rows, pixels, R, C, background, S, alp
         ga[k] = np.float32(alpha) * taps[k]
     chunks = min(B, 64)
     for c in prange(chunks):
-        ux = np.zeros(R * W, np.float32)
+        ux = np.zeros(R * W, np.float32)  # the fields; they stay 0 when alpha = 0
         uy = np.zeros(R * W, np.float32)
         ex = np.empty(R * W, np.float32)
         ey = np.empty(R * W, np.float32)
@@ -137,9 +137,6 @@ def distort_gather_lanes(X, work, images, rows, pixels, R, C, background, S, alp
                     for x in range(C):
                         work[i, 0, y * C + x] = ux[y * W + x]
                         work[i, 1, y * C + x] = uy[y * W + x]
-            else:
-                ux[:] = 0.0
-                uy[:] = 0.0
             src = images[rows[i]]
             frame[:] = background
             for y in range(R):
