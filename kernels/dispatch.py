@@ -201,7 +201,11 @@ def table(dtype):
     changed = edited()
     if "plain" not in words:
         for op, replacements in changed.items():
-            _warn(op, replacements)
+            # Only the replacements that could run here: one this CPU cannot run (or that
+            # FASTMLP_KERNELS turns off) changes nothing by being stale.
+            here = [r for r in replacements if _blocked(KERNELS[r], np.dtype(KERNELS[r].dtypes[0]), words) is None]
+            if here:
+                _warn(op, here)
     fast = [e for e in KERNELS.values() if e.layer == "fast"]
     choices = {}
     for name, entry in KERNELS.items():

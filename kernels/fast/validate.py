@@ -166,17 +166,17 @@ def record(names):
 
 def revalidate(names=None, log=print):
     """Check the replacements whose digests are stale (or `names`), record those that pass;
-    returns {name: failures}."""
+    returns {name: failures}, None for one this CPU cannot run (AVX-512 code without
+    AVX-512): it is not compared, so its digest is not recorded and it stays off until it is
+    checked on a CPU that has it (here it could not run anyway)."""
     names = names or [n for n, k in KERNELS.items() if k.layer == "fast" and dispatch.stale(n)]
-    results = {}
-    for name in names:
-        if not runnable(name):
-            results[name] = [f"{name} needs AVX-512, which this CPU lacks: validate it on a CPU that has it"]
-            continue
-        results[name] = check(name)
-    passed = [n for n, f in results.items() if not f]
+    results = {name: check(name) if runnable(name) else None for name in names}
+    passed = [n for n, f in results.items() if f == []]
     if passed:
         record(passed)
     for name, failures in results.items():
-        log(f"{name}: {'validated, digest recorded' if not failures else 'FAILED: ' + failures[0]}")
+        if failures is None:
+            log(f"{name}: skipped: it needs AVX-512, which this CPU lacks (check it again on a CPU that has it)")
+        else:
+            log(f"{name}: {'validated, digest recorded' if not failures else 'FAILED: ' + failures[0]}")
     return results
