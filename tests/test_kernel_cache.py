@@ -70,7 +70,7 @@ def test_cache_works_when_the_package_directory_is_read_only(tmp_path):
         env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "cache"), HOME=str(tmp_path / "home"),
                    FASTMLP_NUMBA_CACHE="1")
         script = ("import numpy as np, fastmlp.kernels as K; print(K.__file__); "
-                  "K.warmup(np.float32, ['sgd_step', 'dense_forward']); "
+                  "K.warmup(np.float32, ['sgd_step', 'dense_forward'], helpers=0); "
                   "s = K.sgd_step.stats; print(sum(s.cache_hits.values()), sum(s.cache_misses.values())); "
                   "print(K.cache_dirs()[0])")
         out = [subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, check=True, capture_output=True,

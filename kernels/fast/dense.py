@@ -244,7 +244,7 @@ def dense_forward_16lane(Y, X, W, b):
     dense_forward_tiles(Y, X, W, b, PARTS, counters())
 
 
-@fast(replaces=("dense_forward",), compiled=(dense_forward_dot,))
+@fast(replaces=("dense_forward",), compiled=(dense_forward_dot,), seconds=3.0)
 def dense_forward_4x4(Y, X, W, b):
     """Replaces dense_forward for float64, and for float32 on CPUs without AVX-512:
     dense_forward_dot (faster for float64, and the only choice with 16 AVX2 registers)."""
