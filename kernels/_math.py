@@ -9,7 +9,9 @@ vectorises. Beyond the float32 range it gives +inf above 88.72 and 0 below -87.3
 libm's expf gives subnormals), and NaN for NaN. float64 keeps math.exp. like(a, v) is
 the Python float v in the float type of a scalar or array a, so that float32 arithmetic
 stays float32 (a float64 scalar turns every float32 operation it meets into float64, at
-half the vector width): like(z, 1.0) around vexp, like(p, lr) in the optimizers.
+half the vector width): like(z, 1.0) around vexp, like(p, lr) in the optimizers. bf16(x)
+rounds a float32 to bfloat16 for the products of dense_forward_bf16 and
+dense_backward_bf16 (kernels/dense.py).
 """
 import math
 
@@ -17,6 +19,8 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, overload
+
+from ._runtime.jit import kernel
 
 _LOG2E = np.float32(1.44269504088896341)
 _C1 = np.float32(0.693359375)      # ln 2 split in two: C1 exact in 8 bits, C1 - C2 = ln 2
@@ -59,6 +63,30 @@ def _expf(x):
     y = p * _bits_to_float32((k1 + np.int32(127)) << np.int32(23)) * _bits_to_float32((k2 + np.int32(127)) << np.int32(23))
     y = _INF if x > _HI else y
     y = _ZERO if x < _LO else y
+    return x if x != x else y
+
+
+@intrinsic
+def _float32_to_bits(typingctx, x):
+    """A float32's bits as an int32 (no conversion)."""
+    sig = types.int32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return sig, codegen
+
+
+@kernel(inline="always")
+def bf16(x):
+    """The float32 x rounded to the nearest bfloat16 (ties to even), as a float32: the upper
+    16 bits of x after adding half of the dropped part (0x7FFF, plus 1 when the kept part is
+    odd). NaN stays NaN; beyond the largest bfloat16 it rounds to inf. The product of two
+    such numbers is exact in float32 (8 + 8 significant bits), which is what lets a bf16
+    product unit (AMX, AVX512-BF16) accumulate in float32 and match these loops."""
+    bits = np.int64(_float32_to_bits(np.float32(x))) & np.int64(0xFFFFFFFF)
+    bits = (bits + np.int64(0x7FFF) + ((bits >> np.int64(16)) & np.int64(1))) & np.int64(0xFFFF0000)
+    y = _bits_to_float32(np.int32(np.uint32(bits)))
     return x if x != x else y
 
 

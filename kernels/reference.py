@@ -23,6 +23,28 @@ def dense_backward(dY, X, W):
     return dY @ W, dY.T @ X, dY.sum(axis=0)
 
 
+def bf16(a):
+    """float32 values rounded to the nearest bfloat16 (ties to even), as float32; NaN kept."""
+    a = np.asarray(a, np.float32)
+    bits = a.view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32).view(np.float32)
+    return np.where(np.isnan(a), a, rounded)
+
+
+def dense_forward_bf16(X, W, b):
+    """dense_forward on the factors rounded to bfloat16, in float64."""
+    X, W = (bf16(a).astype(np.float64) for a in (X, W))
+    (b,) = _f64(b)
+    return X @ W.T + b
+
+
+def dense_backward_bf16(dY, X, W):
+    """Returns (dX, dW, db): dense_backward's products on bfloat16 factors, db from dY as given."""
+    r = (bf16(dY).astype(np.float64), bf16(X).astype(np.float64), bf16(W).astype(np.float64))
+    (g,) = _f64(dY)
+    return r[0] @ r[2], r[0].T @ r[1], g.sum(axis=0)
+
+
 def matmul_nn(A, B, bias):
     A, B, bias = _f64(A, B, bias)
     return bias + A @ B

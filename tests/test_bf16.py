@@ -1,0 +1,143 @@
+"""bfloat16 products: bf16() rounds to nearest, ties to even, in the kernels and in the NumPy
+twin alike; dense_forward_bf16 and dense_backward_bf16 (plain layer) hold to their float64
+twins and equal the float32 plain kernels bit for bit on inputs that are bfloat16 already."""
+import numpy as np
+import pytest
+from numba import njit
+
+from fastmlp import kernels as K
+from fastmlp.kernels import reference as R
+from fastmlp.kernels._math import bf16
+from conftest import TOL, assert_close
+
+
+@njit
+def _rounded(a):
+    out = np.empty_like(a)
+    for n in range(a.size):
+        out[n] = bf16(a[n])
+    return out
+
+
+def _f32(bits):
+    return np.array(bits, np.uint32).view(np.float32)
+
+
+def _nearest(a):
+    """Round to bfloat16 by choosing the nearer of the two neighbours in float64 (ties:
+    the one whose last kept bit is 0): a second derivation, independent of the bit trick."""
+    bits = a.view(np.uint32)
+    lo = (bits & np.uint32(0xFFFF0000)).view(np.float32)
+    hi = ((bits & np.uint32(0xFFFF0000)) + np.uint32(0x10000)).view(np.float32)
+    # Past the largest bfloat16 the upper neighbour is +-2^128 (inf once rounded): measure
+    # the distance to that.
+    hi64 = np.where(np.isinf(hi), np.copysign(2.0**128, a.astype(np.float64)), hi.astype(np.float64))
+    dlo = np.abs(a.astype(np.float64) - lo.astype(np.float64))
+    dhi = np.abs(hi64 - a.astype(np.float64))
+    even_lo = ((bits >> np.uint32(16)) & np.uint32(1)) == 0
+    return np.where((dlo < dhi) | ((dlo == dhi) & even_lo), lo, hi)
+
+
+CASES = [  # (float32 bits in, bfloat16 as float32 bits out)
+    (0x3F800000, 0x3F800000),  # 1.0 is a bfloat16
+    (0x3F808000, 0x3F800000),  # 1 + 2^-8: a tie, to the even 1.0
+    (0x3F818000, 0x3F820000),  # 1 + 3 * 2^-8: a tie, to the even 1 + 2^-6
+    (0x3F808001, 0x3F810000),  # just above the tie: up
+    (0x3F807FFF, 0x3F800000),  # just below: down
+    (0xBF818000, 0xBF820000),  # negative ties the same way
+    (0x80000000, 0x80000000),  # -0.0 keeps its sign
+    (0x00000001, 0x00000000),  # the smallest subnormal: to 0
+    (0x00018000, 0x00020000),  # a subnormal tie, odd kept part: up
+    (0x7F7F0000, 0x7F7F0000),  # the largest finite bfloat16
+    (0x7F7FFFFF, 0x7F800000),  # the largest float32 rounds to inf
+    (0x7F800000, 0x7F800000),  # inf
+    (0xFF800000, 0xFF800000),  # -inf
+]
+
+
+def test_bf16_rounds_to_nearest_even_at_the_edges():
+    x = _f32([c[0] for c in CASES])
+    want = np.array([c[1] for c in CASES], np.uint32)
+    assert np.array_equal(_rounded(x).view(np.uint32), want)
+    assert np.array_equal(R.bf16(x).view(np.uint32), want)
+
+
+def test_bf16_keeps_nan():
+    x = _f32([0x7FC00000, 0x7FFFFFFF, 0xFFC00001])
+    assert np.isnan(_rounded(x)).all() and np.isnan(R.bf16(x)).all()
+
+
+def test_bf16_kernel_twin_and_nearest_agree_on_random_bits():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    x = x[np.isfinite(x)]
+    k, r = _rounded(x), R.bf16(x)
+    assert np.array_equal(k.view(np.uint32), r.view(np.uint32))
+    assert np.array_equal(r.view(np.uint32), _nearest(x).view(np.uint32))
+    # 8 significant bits: within half a unit in the last place, 2^-8 of the value (normal range).
+    normal = np.abs(x) >= np.finfo(np.float32).tiny
+    finite = np.isfinite(r) & normal
+    assert np.all(np.abs(r[finite].astype(np.float64) - x[finite]) <= 2.0**-8 * np.abs(x[finite].astype(np.float64)))
+    assert np.array_equal(r.view(np.uint32) & np.uint32(0xFFFF), np.zeros(r.size, np.uint32))
+
+
+SHAPES = [(1, 1, 1), (7, 129, 7), (33, 784, 10), (9, 33, 270), (64, 100, 800)]
+
+
+def _scaled(n):
+    tol = TOL[np.float32]
+    return dict(rtol=tol["rtol"], atol=tol["atol"] * max(1.0, np.sqrt(n)) * 10)
+
+
+@pytest.mark.parametrize("B,D,H", SHAPES)
+def test_dense_forward_bf16_against_its_twin(B, D, H, rng):
+    X = rng.standard_normal((B, D)).astype(np.float32)
+    W = rng.standard_normal((H, D)).astype(np.float32)
+    b = rng.standard_normal(H).astype(np.float32)
+    Y = np.full((B, H), np.nan, np.float32)
+    K.dense_forward_bf16(Y, X, W, b)
+    assert_close(Y, R.dense_forward_bf16(X, W, b), np.float32, **_scaled(D))
+    if D >= 100:  # and the rounding is real: the float32 product is far off at this tolerance
+        assert not np.allclose(Y, R.dense_forward(X, W, b), **_scaled(D))
+
+
+@pytest.mark.parametrize("B,D,H", SHAPES)
+def test_dense_backward_bf16_against_its_twin(B, D, H, rng):
+    X = rng.standard_normal((B, D)).astype(np.float32)
+    W = rng.standard_normal((H, D)).astype(np.float32)
+    dY = rng.standard_normal((B, H)).astype(np.float32)
+    rdX, rdW, rdb = R.dense_backward_bf16(dY, X, W)
+    for grad in (True, False):
+        dX, dW, db = (np.full(s, np.nan, np.float32) for s in ((B, D), (H, D), H))
+        K.dense_backward_bf16(dX, dW, db, dY, X, W, np.zeros(D, np.float32), grad)
+        assert_close(dW, rdW, np.float32, **_scaled(B))
+        assert_close(db, rdb, np.float32, **_scaled(B))
+        if grad:
+            assert_close(dX, rdX, np.float32, **_scaled(H))
+        else:
+            assert np.isnan(dX).all()  # not written
+
+
+def test_on_bfloat16_inputs_the_bf16_kernels_are_the_float32_plain_kernels_bit_for_bit(rng):
+    # Rounding is then the identity and each product is exact in float32, so the same loop
+    # order gives the same bits: the bf16 kernels differ from the plain ones only in bf16().
+    B, D, H = 17, 97, 23
+    X, W, dY = (R.bf16(rng.standard_normal(s).astype(np.float32)) for s in ((B, D), (H, D), (B, H)))
+    b = rng.standard_normal(H).astype(np.float32)
+    plain = {n: K.KERNELS[n].run for n in ("dense_forward", "dense_backward")}
+    Y1, Y2 = np.empty((B, H), np.float32), np.empty((B, H), np.float32)
+    K.dense_forward_bf16(Y1, X, W, b)
+    plain["dense_forward"](Y2, X, W, b)
+    assert np.array_equal(Y1, Y2)
+    one = [np.empty((B, D), np.float32), np.empty((H, D), np.float32), np.empty(H, np.float32)]
+    two = [np.empty_like(a) for a in one]
+    K.dense_backward_bf16(*one, dY, X, W, np.zeros(D, np.float32), True)
+    plain["dense_backward"](*two, dY, X, W, np.zeros(D, np.float32), True)
+    assert all(np.array_equal(a, c) for a, c in zip(one, two))
+
+
+def test_a_single_bf16_product_is_exact(rng):
+    x, w = R.bf16(rng.standard_normal((50, 1)).astype(np.float32)), R.bf16(rng.standard_normal((1, 1)).astype(np.float32))
+    Y = np.empty((50, 1), np.float32)
+    K.dense_forward_bf16(Y, x, w, np.zeros(1, np.float32))
+    assert np.array_equal(Y.astype(np.float64), x.astype(np.float64) * w.astype(np.float64))
