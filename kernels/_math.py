@@ -79,11 +79,13 @@ def _float32_to_bits(typingctx, x):
 
 @kernel(inline="always")
 def bf16(x):
-    """The float32 x rounded to the nearest bfloat16 (ties to even), as a float32: the upper
-    16 bits of x after adding half of the dropped part (0x7FFF, plus 1 when the kept part is
-    odd). NaN stays NaN; beyond the largest bfloat16 it rounds to inf. The product of two
-    such numbers is exact in float32 (8 + 8 significant bits), which is what lets a bf16
-    product unit (AMX, AVX512-BF16) accumulate in float32 and match these loops."""
+    """The float32 x rounded to the nearest bfloat16 (ties to even), as a float32: add 0x7FFF
+    plus the lowest kept bit to x's bits, keep the upper 16. NaN stays NaN (the addition
+    could turn it into inf or a number); beyond the largest bfloat16 it rounds to inf. The
+    product of two such numbers is exact in float32 (8 + 8 significant bits) unless it
+    underflows or overflows, so a bf16 product unit (AMX, AVX512-BF16) accumulating in
+    float32 can agree with loops over these within a float32 sum's tolerance (they flush
+    subnormals and add in their own order). float32 only."""
     bits = np.int64(_float32_to_bits(np.float32(x))) & np.int64(0xFFFFFFFF)
     bits = (bits + np.int64(0x7FFF) + ((bits >> np.int64(16)) & np.int64(1))) & np.int64(0xFFFF0000)
     y = _bits_to_float32(np.int32(np.uint32(bits)))

@@ -3,8 +3,8 @@
 Shapes: B batch, K classes.  Z[B, K] logits, T[B, K] targets (one-hot or any rows that
 sum to 1), P[B, K] probabilities, L[B] per-row losses, dZ[B, K].
 
-Each row subtracts its own maximum (never the batch's: a row whose logits are 1e3 times
-smaller than another row's would underflow to all zeros). The loss uses log-sum-exp,
+Each row subtracts its own maximum (never the batch's: a row whose largest logit lies some
+90 below another row's would underflow to all zeros in float32; notebooks/02 shows it). The loss uses log-sum-exp,
     loss_i = sum_k T[i, k] * (log(sum_m exp(Z[i, m] - max_i)) - (Z[i, k] - max_i)),
 so it is finite wherever the logits are, even where exp underflows and log(P) is -inf.
 These kernels run on one thread: with K = 10 classes a batch is a few thousand

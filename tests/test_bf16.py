@@ -50,6 +50,9 @@ CASES = [  # (float32 bits in, bfloat16 as float32 bits out)
     (0x00018000, 0x00020000),  # a subnormal tie, odd kept part: up
     (0x7F7F0000, 0x7F7F0000),  # the largest finite bfloat16
     (0x7F7FFFFF, 0x7F800000),  # the largest float32 rounds to inf
+    (0xFF7FFFFF, 0xFF800000),  # and the most negative to -inf
+    (0x007FFFFF, 0x00800000),  # the largest subnormal rounds up into the normal numbers
+    (0x00008000, 0x00000000),  # a subnormal tie, even kept part: down to 0
     (0x7F800000, 0x7F800000),  # inf
     (0xFF800000, 0xFF800000),  # -inf
 ]
@@ -63,7 +66,7 @@ def test_bf16_rounds_to_nearest_even_at_the_edges():
 
 
 def test_bf16_keeps_nan():
-    x = _f32([0x7FC00000, 0x7FFFFFFF, 0xFFC00001])
+    x = _f32([0x7FC00000, 0x7FFFFFFF, 0xFFC00001, 0x7F800001])  # the last: adding 0x7FFF would give inf
     assert np.isnan(_rounded(x)).all() and np.isnan(R.bf16(x)).all()
 
 
@@ -119,8 +122,8 @@ def test_dense_backward_bf16_against_its_twin(B, D, H, rng):
 
 
 def test_on_bfloat16_inputs_the_bf16_kernels_are_the_float32_plain_kernels_bit_for_bit(rng):
-    # Rounding is then the identity and each product is exact in float32, so the same loop
-    # order gives the same bits: the bf16 kernels differ from the plain ones only in bf16().
+    # bf16() leaves bfloat16 numbers as they are, and the loops are the plain ones in the
+    # same order: the same bits. (The rounding itself is tested above.)
     B, D, H = 17, 97, 23
     X, W, dY = (R.bf16(rng.standard_normal(s).astype(np.float32)) for s in ((B, D), (H, D), (B, H)))
     b = rng.standard_normal(H).astype(np.float32)
@@ -136,8 +139,12 @@ def test_on_bfloat16_inputs_the_bf16_kernels_are_the_float32_plain_kernels_bit_f
     assert all(np.array_equal(a, c) for a, c in zip(one, two))
 
 
-def test_a_single_bf16_product_is_exact(rng):
-    x, w = R.bf16(rng.standard_normal((50, 1)).astype(np.float32)), R.bf16(rng.standard_normal((1, 1)).astype(np.float32))
+def test_a_single_product_is_the_exact_product_of_the_rounded_factors(rng):
+    # One term and no bias: Y is bf16(x) * bf16(w) exactly (8 + 8 significant bits fit in
+    # float32), with x and w as drawn, not yet rounded.
+    x, w = rng.standard_normal((50, 1)).astype(np.float32), rng.standard_normal((1, 1)).astype(np.float32)
     Y = np.empty((50, 1), np.float32)
     K.dense_forward_bf16(Y, x, w, np.zeros(1, np.float32))
-    assert np.array_equal(Y.astype(np.float64), x.astype(np.float64) * w.astype(np.float64))
+    exact = R.bf16(x).astype(np.float64) * R.bf16(w).astype(np.float64)
+    assert np.array_equal(Y.astype(np.float64), exact)
+    assert not np.array_equal(Y.astype(np.float64), x.astype(np.float64) * w.astype(np.float64))

@@ -31,7 +31,7 @@ def test_each_fast_replacement_holds_to_the_plain_ops_it_replaces(name):
 
 
 def test_a_replacement_that_computes_something_else_fails_its_check():
-    # The check can fail: the fused head against a plain backward that writes zeros.
+    # The check can fail: a replacement swapped for another op entirely (dropout's backward).
     entry = K.KERNELS["softmax_cross_entropy_backward_flat"]
     wrong = K.KERNELS["dropout_backward"].run  # dX = dY * M: the wrong op entirely
     saved = entry.run

@@ -64,8 +64,8 @@ def test_a_changed_activation_derivative_runs_in_both_dtypes(copy, mnist_dir):
 
 
 def test_an_edit_that_keeps_the_numbers_is_revalidated(copy):
-    copy.edit("kernels/dense.py", "    for i in prange(B):\n        for j in range(H):\n            s = b[j]",
-              "    for i in prange(B):  # one row of the batch an iteration\n        for j in range(H):\n            s = b[j]")
+    copy.edit("kernels/dense.py", "                s += X[i, k] * W[j, k]\n",
+              "                s += X[i, k] * W[j, k]  # one product a step\n")
     table = copy.cli(["kernels", "--dtype", "float32"])
     assert "dense_forward (kernels/dense.py) differs" in table.stderr
     assert "dense_forward                    dense_forward " in table.stdout, table.stdout
@@ -73,3 +73,25 @@ def test_an_edit_that_keeps_the_numbers_is_revalidated(copy):
     assert check.returncode == 0 and "validated, digest recorded" in check.stdout, check.stdout + check.stderr
     table = copy.cli(["kernels", "--dtype", "float32"])
     assert "differs" not in table.stderr and "dense_forward                    dense_forward " not in table.stdout
+
+
+def test_a_replacement_that_cannot_run_here_is_skipped_not_failed(copy):
+    # FASTMLP_KERNELS=no-avx512 makes any CPU one without AVX-512: the AVX-512 replacements
+    # of the edited op are skipped (not compared, not recorded), the others validated, exit 0.
+    copy.edit("kernels/dense.py", "                s += X[i, k] * W[j, k]\n",
+              "                s += X[i, k] * W[j, k]  # one product a step\n")
+    env = {"FASTMLP_KERNELS": "no-avx512"}
+    before = json.loads(copy.path("kernels/fast/validated.json").read_text())
+    check = copy.cli(["kernels", "--check"], env)
+    out = check.stdout + check.stderr
+    assert check.returncode == 0, out
+    assert "dense_forward_4x4: validated, digest recorded" in check.stdout, out
+    for name in ("dense_forward_16lane", "head_step"):
+        assert f"{name}: skipped: it needs AVX-512 (FASTMLP_KERNELS=no-avx512)" in check.stdout, out
+    assert "1 validated, 0 failed, 2 skipped" in check.stdout, out
+    after = json.loads(copy.path("kernels/fast/validated.json").read_text())
+    assert after["dense_forward_4x4"] != before["dense_forward_4x4"]  # recorded
+    assert after["dense_forward_16lane"] == before["dense_forward_16lane"]  # skipped: left as it was
+    assert after["head_step"] == before["head_step"]
+    table = copy.cli(["kernels", "--dtype", "float32"], env)
+    assert "differs" not in table.stderr and "dense_forward_4x4" in table.stdout, table.stdout + table.stderr

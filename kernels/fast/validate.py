@@ -138,10 +138,20 @@ def check(name, seed=0):
     return failures
 
 
-def runnable(name):
-    """Whether replacement `name` can run on this CPU at all (AVX-512 code cannot run without it)."""
+def unrunnable(name):
+    """Why replacement `name` cannot run here, or None: AVX-512 code on a CPU without it, or
+    with FASTMLP_KERNELS=no-avx512 (the fast layer as on such a CPU)."""
     from .._runtime.jit import host_has_avx512
-    return "avx512" not in KERNELS[name].needs or host_has_avx512()
+    if "avx512" not in KERNELS[name].needs:
+        return None
+    if "no-avx512" in dispatch.settings():
+        return "it needs AVX-512 (FASTMLP_KERNELS=no-avx512)"
+    return None if host_has_avx512() else "it needs AVX-512, which this CPU lacks"
+
+
+def runnable(name):
+    """Whether replacement `name` can run here (unrunnable() gives why not)."""
+    return unrunnable(name) is None
 
 
 def record(names):
@@ -166,17 +176,21 @@ def record(names):
 
 def revalidate(names=None, log=print):
     """Check the replacements whose digests are stale (or `names`), record those that pass;
-    returns {name: failures}, None for one this CPU cannot run (AVX-512 code without
-    AVX-512): it is not compared, so its digest is not recorded and it stays off until it is
-    checked on a CPU that has it (here it could not run anyway)."""
-    names = names or [n for n, k in KERNELS.items() if k.layer == "fast" and dispatch.stale(n)]
+    returns {name: failures}, None for one that cannot run here (unrunnable()): it is not
+    compared, so its digest is not recorded and it stays off until it is checked where it
+    can run."""
+    if names is None:
+        names = [n for n, k in KERNELS.items() if k.layer == "fast" and dispatch.stale(n)]
     results = {name: check(name) if runnable(name) else None for name in names}
     passed = [n for n, f in results.items() if f == []]
     if passed:
         record(passed)
     for name, failures in results.items():
         if failures is None:
-            log(f"{name}: skipped: it needs AVX-512, which this CPU lacks (check it again on a CPU that has it)")
+            log(f"{name}: skipped: {unrunnable(name)} (check it again where it can run)")
         else:
             log(f"{name}: {'validated, digest recorded' if not failures else 'FAILED: ' + failures[0]}")
+    skipped = sum(f is None for f in results.values())
+    if skipped:
+        log(f"{len(passed)} validated, {sum(bool(f) for f in results.values())} failed, {skipped} skipped")
     return results
