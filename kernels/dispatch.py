@@ -137,17 +137,25 @@ class Choice:
     why: str
 
 
+def missing_avx512(entry, words):
+    """Why replacement `entry`'s code cannot run here at all, or None: it needs AVX-512 and
+    the CPU lacks it, or FASTMLP_KERNELS=no-avx512 acts as if it did."""
+    if "avx512" not in entry.needs:
+        return None
+    if "no-avx512" in words:
+        return "needs AVX-512 (FASTMLP_KERNELS=no-avx512)"
+    return None if host_has_avx512() else "needs AVX-512, which this CPU lacks"
+
+
 def _blocked(entry, dtype, words):
     """Why replacement `entry` cannot run here, or None."""
     if "plain" in words:
         return "FASTMLP_KERNELS=plain"
     if dtype.name not in entry.dtypes:
         return f"{entry.name} is float32 only"
-    if "avx512" in entry.needs:
-        if "no-avx512" in words:
-            return f"{entry.name} needs AVX-512 (FASTMLP_KERNELS=no-avx512)"
-        if not host_has_avx512():
-            return f"{entry.name} needs AVX-512, which this CPU lacks"
+    why = missing_avx512(entry, words)
+    if why:
+        return f"{entry.name} {why}"
     if len(entry.replaces) > 1 and "no-fused" in words:
         return "FASTMLP_KERNELS=no-fused"
     return None

@@ -40,9 +40,8 @@ def dense_forward_bf16(X, W, b):
 
 def dense_backward_bf16(dY, X, W):
     """Returns (dX, dW, db): dense_backward's products on bfloat16 factors, db from dY as given."""
-    r = (bf16(dY).astype(np.float64), bf16(X).astype(np.float64), bf16(W).astype(np.float64))
-    (g,) = _f64(dY)
-    return r[0] @ r[2], r[0].T @ r[1], g.sum(axis=0)
+    g, x, w = (bf16(a).astype(np.float64) for a in (dY, X, W))
+    return g @ w, g.T @ x, _f64(dY)[0].sum(axis=0)
 
 
 def matmul_nn(A, B, bias):

@@ -139,14 +139,9 @@ def check(name, seed=0):
 
 
 def unrunnable(name):
-    """Why replacement `name` cannot run here, or None: AVX-512 code on a CPU without it, or
-    with FASTMLP_KERNELS=no-avx512 (the fast layer as on such a CPU)."""
-    from .._runtime.jit import host_has_avx512
-    if "avx512" not in KERNELS[name].needs:
-        return None
-    if "no-avx512" in dispatch.settings():
-        return "it needs AVX-512 (FASTMLP_KERNELS=no-avx512)"
-    return None if host_has_avx512() else "it needs AVX-512, which this CPU lacks"
+    """Why replacement `name` cannot run here, or None (dispatch.missing_avx512)."""
+    why = dispatch.missing_avx512(KERNELS[name], dispatch.settings())
+    return why and f"it {why}"
 
 
 def runnable(name):
@@ -181,13 +176,14 @@ def revalidate(names=None, log=print):
     can run."""
     if names is None:
         names = [n for n, k in KERNELS.items() if k.layer == "fast" and dispatch.stale(n)]
-    results = {name: check(name) if runnable(name) else None for name in names}
+    why = {name: unrunnable(name) for name in names}
+    results = {name: None if why[name] else check(name) for name in names}
     passed = [n for n, f in results.items() if f == []]
     if passed:
         record(passed)
     for name, failures in results.items():
         if failures is None:
-            log(f"{name}: skipped: {unrunnable(name)} (check it again where it can run)")
+            log(f"{name}: skipped: {why[name]} (check it again where it can run)")
         else:
             log(f"{name}: {'validated, digest recorded' if not failures else 'FAILED: ' + failures[0]}")
     skipped = sum(f is None for f in results.values())
