@@ -51,10 +51,11 @@ def test_no_distortion_is_exactly_the_shift(dtype, S, subset, rng):
 @pytest.mark.parametrize("case", [dict(S=0, alpha=34.0, sigma=4.0, rotate=0.0, scale=0.0, shear=0.0),
                                   dict(S=0, alpha=0.0, sigma=4.0, rotate=20.0, scale=0.2, shear=15.0),
                                   dict(S=2, alpha=36.0, sigma=6.0, rotate=15.0, scale=0.15, shear=15.0)])
-def test_kernels_match_the_numpy_twin(dtype, case, rng):
+@pytest.mark.parametrize("crop", [2, 0])  # a pixel subset, and every pixel (written straight into X's rows)
+def test_kernels_match_the_numpy_twin(dtype, case, crop, rng):
     images = rng.random((30, 784)).astype(dtype)  # noise: the steepest images there are
     rows = rng.integers(0, 30, 21)
-    pixels = pixel_subset(28, 28, crop=2)
+    pixels = pixel_subset(28, 28, crop=crop) if crop else np.arange(784)
     want, ex, ey = R.distort_gather(images, rows, pixels, 28, 28, -0.5, case["S"], case["alpha"],
                                     gaussian_taps(case["sigma"]), case["rotate"], case["scale"], case["shear"], 7, 11)
     # float64: rounding only. float32: the sample points carry float32 rounding (fields

@@ -20,6 +20,14 @@ from ._simd import LANES, Vector, vfma, vload, vstore
 PAD = 2  # background pixels around the source image
 
 
+@kernel(inline="always")
+def uniform24_f32(bits):
+    """uniform24(bits) in float32, bit for bit: the 24-bit integer and the power-of-two
+    scale are exact in float32, and int32 -> float32 is one vector instruction where
+    uint64 -> float64 is a scalar loop on CPUs without AVX-512."""
+    return np.float32(np.int32(bits & np.uint64(0xFFFFFF)) - np.int32(8388608)) * np.float32(1.0 / 8388608.0)
+
+
 @intrinsic
 def bilinear(typingctx, frame, ks, wxs, wys, x, fw):
     """LANES bilinear samples of a float32 image `frame` (fw numbers a row): lane l mixes
@@ -85,13 +93,20 @@ def distort_gather_lanes(X, work, images, rows, pixels, R, C, background, S, alp
     ga = np.empty(r + 1, np.float32)
     for k in range(r + 1):
         ga[k] = np.float32(alpha) * taps[k]
-    chunks = min(B, 64)
+    identity = P == R * C  # pixels is 0, 1, ..., R*C - 1: write X's rows directly
+    for p in range(P):
+        if pixels[p] != p:
+            identity = False
+    FW = C + 2 * PAD
+    # 16 chunks: each allocates its scratch once, and up to 16 threads share the work
+    # (numba.get_num_threads() here would keep the kernel out of the on-disk cache).
+    chunks = min(B, 16)
     for c in prange(chunks):
         ux = np.zeros(R * W, np.float32)  # the fields; they stay 0 when alpha = 0
         uy = np.zeros(R * W, np.float32)
         ex = np.empty(R * W, np.float32)
         ey = np.empty(R * W, np.float32)
-        frame = np.empty((R + 2 * PAD) * (C + 2 * PAD), np.float32)
+        frame = np.full((R + 2 * PAD) * FW, np.float32(background))  # only its inside changes
         full = np.empty(R * C, np.float32)
         wxs = np.empty(W, np.float32)
         wys = np.empty(W, np.float32)
@@ -105,8 +120,8 @@ def distort_gather_lanes(X, work, images, rows, pixels, R, C, background, S, alp
                 for y in range(R):
                     for x in range(C):
                         hh = splitmix64(row ^ np.uint64(y * C + x))
-                        ux[y * W + x] = np.float32(uniform24(hh >> np.uint64(40)))
-                        uy[y * W + x] = np.float32(uniform24(hh >> np.uint64(16)))
+                        ux[y * W + x] = uniform24_f32(hh >> np.uint64(40))
+                        uy[y * W + x] = uniform24_f32(hh >> np.uint64(16))
                 for y in range(R):  # along x: e[y] = u[y] @ gx, 32 lanes at a time
                     for b in range(0, W, 32):
                         a0, a1, b0, b1 = z, z, z, z
@@ -138,18 +153,17 @@ def distort_gather_lanes(X, work, images, rows, pixels, R, C, background, S, alp
                         work[i, 0, y * C + x] = ux[y * W + x]
                         work[i, 1, y * C + x] = uy[y * W + x]
             src = images[rows[i]]
-            frame[:] = background
             for y in range(R):
                 for x in range(C):
-                    frame[(y + PAD) * (C + 2 * PAD) + x + PAD] = src[y * C + x]
+                    frame[(y + PAD) * FW + x + PAD] = src[y * C + x]
             # Sample point of (y, x): u = u0 + du * x + ux[y, x], v likewise, in float32.
             du = np.float32((cs + t * sn) / fx)
             dv = np.float32(-sn / fy)
             hi_u = np.float32(C)
             hi_v = np.float32(R)
             lo = np.float32(-2.0)
-            one = np.float32(1.0)
-            FW = np.int32(C + 2 * PAD)
+            fw = np.int32(FW)
+            out = X[i] if identity else full
             for y in range(R):
                 ry = y - cy
                 u0 = np.float32((sn * ry - t * (cs * ry + sn * cx)) / fx - cs * cx / fx + cx - dx)
@@ -161,8 +175,9 @@ def distort_gather_lanes(X, work, images, rows, pixels, R, C, background, S, alp
                     yf = np.floor(v)
                     wxs[x] = u - xf
                     wys[x] = v - yf
-                    ks[x] = (np.int32(yf) + PAD) * FW + np.int32(xf) + PAD
+                    ks[x] = (np.int32(yf) + PAD) * fw + np.int32(xf) + PAD
                 for x in range(0, C, LANES):  # the four taps, gathered
-                    vstore(full, y * C + x, bilinear(frame, ks, wxs, wys, x, FW), min(LANES, C - x))
-            for p in range(P):
-                X[i, p] = full[pixels[p]]
+                    vstore(out, y * C + x, bilinear(frame, ks, wxs, wys, x, fw), min(LANES, C - x))
+            if not identity:
+                for p in range(P):
+                    X[i, p] = full[pixels[p]]
