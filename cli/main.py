@@ -118,8 +118,8 @@ def _fraction(ctx, param, value):
 @click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
               help="Start from a named configuration; a --config file and explicit options override it. "
                    "book: 784-100-10 sigmoid, batch 256, lr 1, 10 epochs, no shuffle; book99: 1200 sigmoid "
-                   "units, batch 600, lr 0.8, 100 epochs; deep: 1200-1200 shifted ReLU, dropout 0.2/0.5, "
-                   "Adam with cosine lr, batch ramp 32 -> 256, 50 epochs, --shift 1; simard: 784-800-10 ReLU "
+                   "units, batch 600, lr 0.8, 100 epochs; deep: 1200-1200 ReLU, dropout 0.3, "
+                   "Adam with cosine lr, batch 128, 40 epochs, simard's distortions; simard: 784-800-10 ReLU "
                    "with elastic and affine distortion, 120 epochs; speedrun: the shortest time to 99% "
                    "(784-800-10, elastic, 14 epochs). README.md lists each one's settings.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
@@ -177,6 +177,9 @@ def _fraction(ctx, param, value):
               help="End with the weights of the epoch with the best holdout accuracy (needs --holdout).")
 @click.option("--seed", type=int, help="Seed for initialisation, shuffling and dropout.  [default: 0]")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), help="Floating-point type.  [default: float32]")
+@click.option("--precision", type=click.Choice(["float32", "bf16"]),
+              help="The dense layers' products: float32, or bf16 (factors rounded to bfloat16, sums, weights "
+                   "and optimizer in float32; a line on stderr says how this CPU runs it).  [default: float32]")
 @click.option("--threads", type=int, callback=_positive_int, help="Numba threads.  [default: all cores]")
 @click.option("--weight-stats", is_flag=True, default=None, help="Report mean |W|, RMS and max |W| of every layer each epoch.")
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
@@ -584,16 +587,19 @@ def kernels(dtypes, check):
 @click.option("--rounds", type=int, default=1, show_default=True, callback=_positive_int,
               help="Alternate the two sides this many times per configuration; the table shows the "
                    "median epoch time per side and the median and range of the paired ratios.")
+@click.option("--precision", type=click.Choice(["float32", "bf16"]), default="float32", show_default=True,
+              help="Products in float32, or bf16: fastmlp's bf16 products against PyTorch under bf16 autocast.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per configuration and side instead of the table.")
-def bench(configs, threads, samples, repeats, rounds, as_json):
+def bench(configs, threads, samples, repeats, rounds, precision, as_json):
     """Time training epochs of fastmlp against PyTorch on the CPU (or plain NumPy when
     PyTorch is not installed), each side in its own process, and print a table. FLOPs count
     the products computed (no dX for the first layer)."""
     from fastmlp import bench as B
 
     try:
-        B.run(list(configs) or None, threads, samples, repeats, rounds, log=click.echo, as_json=as_json)
+        B.run(list(configs) or None, threads, samples, repeats, rounds, log=click.echo, as_json=as_json,
+              precision=precision)
     except RuntimeError as e:
         raise click.ClickException(str(e)) from None
 

@@ -1,6 +1,9 @@
 """Benchmark harness: epoch time, samples/s, GFLOP/s, fraction of the machine's float32
 peak and peak RSS, for fastmlp and, in the same run, PyTorch on the CPU (when installed)
-or else a plain NumPy float32 network (fastmlp.kernels.reference-style code).
+or else a plain NumPy float32 network (fastmlp.kernels.reference-style code). With
+precision bf16, fastmlp runs its bf16 products (kernels/dispatch.py: precision_note says how
+on this CPU) and PyTorch its forward pass and loss under torch.autocast("cpu",
+dtype=torch.bfloat16); NumPy has no bfloat16, so that side stays float32.
 
 Every measurement runs in its own child process (`python -m fastmlp.bench --child ...`),
 one after another, so that one side's thread pool never competes with the other's.
@@ -46,7 +49,7 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child_fastmlp(name, samples, repeats):
+def child_fastmlp(name, samples, repeats, precision="float32"):
     import numpy as np
     from fastmlp import kernels as K
     from fastmlp import optim
@@ -54,7 +57,7 @@ def child_fastmlp(name, samples, repeats):
     c = CONFIGS[name]
     x, t, _ = _data(samples)
     net = Network.serial([784, *c["hidden"], 10], [c["activation"]] * len(c["hidden"]), c["batch"],
-                         np.float32, "he", 0, c.get("input_dropout", 0.0), c["dropout"])
+                         np.float32, "he", 0, c.get("input_dropout", 0.0), c["dropout"], precision)
     opt = optim.make(c["optimizer"], net.params.size, net.dtype)
     K.warmup(np.float32)
     bs, times, step = c["batch"], [], 0
@@ -68,7 +71,9 @@ def child_fastmlp(name, samples, repeats):
     return times[1:]
 
 
-def child_torch(name, samples, repeats, threads):
+def child_torch(name, samples, repeats, threads, precision="float32"):
+    import contextlib
+
     import torch
     torch.set_num_threads(threads)
     c = CONFIGS[name]
@@ -87,12 +92,15 @@ def child_torch(name, samples, repeats, threads):
     model = torch.nn.Sequential(*layers)
     opt = (torch.optim.SGD if c["optimizer"] == "sgd" else torch.optim.Adam)(model.parameters(), lr=c["lr"])
     loss_fn = torch.nn.CrossEntropyLoss()
+    autocast = ((lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16"
+                else contextlib.nullcontext)
     bs, times = c["batch"], []
     for _ in range(repeats + 1):
         start = time.perf_counter()
         for lo in range(0, x.shape[0], bs):
             opt.zero_grad(set_to_none=False)
-            loss = loss_fn(model(x[lo:lo + bs]), y[lo:lo + bs])
+            with autocast():
+                loss = loss_fn(model(x[lo:lo + bs]), y[lo:lo + bs])
             loss.backward()
             opt.step()
         times.append(time.perf_counter() - start)
@@ -179,7 +187,7 @@ def have_torch():
     return importlib.util.find_spec("torch") is not None
 
 
-def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print, as_json=False):
+def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print, as_json=False, precision="float32"):
     """Measure every configuration; returns a list of row dicts and prints a table (or, with
     as_json, one JSON object per configuration and side: config, side, epoch_s,
     samples_per_s, flops_per_epoch, gflops, peak_fraction, rss_mb, and on fastmlp's rows
@@ -201,7 +209,7 @@ def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print, a
         rss = {"fastmlp": 0.0, other: 0.0}
         for _ in range(rounds):
             for side in ("fastmlp", other):
-                r = _run_child([side, name, str(n), str(repeats), str(threads)], threads)
+                r = _run_child([side, name, str(n), str(repeats), str(threads), precision], threads)
                 seconds[side].append(min(r["values"]))
                 rss[side] = max(rss[side], r["rss_mb"])
         flops_per_epoch = flops_per_sample(CONFIGS[name]["hidden"]) * 60000
@@ -220,21 +228,25 @@ def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print, a
     chosen = dispatch.table("float32")
     width = ("auto-vectorised kernels 512-bit (FASTMLP_AVX512=1)" if WIDE_FEATURES
              else f"auto-vectorised kernels at LLVM's default width for {llvmlite.binding.get_host_cpu_name()}") \
-        + "; " + ", ".join(f"{op} {chosen[op].implementation}" for op in ("dense_forward", "dense_backward", "head"))
+        + f"; precision {precision}: " + ", ".join(
+            f"{op} {chosen[op].implementation}" for op in
+            ((*dispatch.BF16_OPS.values(), ) if precision == "bf16" else ("dense_forward", "dense_backward", "head")))
+    ran = {"fastmlp": width, "torch": "bf16 autocast" if precision == "bf16" else "float32",
+           "numpy": "float32 (NumPy has no bfloat16)"}
     machine = f"{platform.machine()} {_cpu_name()}, {os.cpu_count()} cpus, {threads} threads"
     if as_json:
         for row in rows:
             for side in ("fastmlp", other):
                 record = dict(config=row["config"], side=side, **row[side], samples=row["samples"],
-                              peak_gflops=peak, machine=machine, kernels=width if side == "fastmlp" else side)
+                              peak_gflops=peak, machine=machine, precision=precision, ran=ran[side])
                 if side == "fastmlp":
                     record.update(ratio=row["speedup"], ratio_range=list(row["speedup_range"]), rounds=rounds,
                                   versus=other)
                 log(json.dumps(record))
         return rows
     log(f"machine: {machine}; float32 peak "
-        f"(NumPy BLAS 2048^3 matmul) {peak:.0f} GFLOP/s; comparison: {_version(other)}; {rounds} round(s); "
-        f"fastmlp: {width}")
+        f"(NumPy BLAS 2048^3 matmul) {peak:.0f} GFLOP/s; comparison: {_version(other)} {ran[other]}; "
+        f"{rounds} round(s); fastmlp: {width}")
     log(f"| config | side | s/epoch | samples/s | GFLOP/s | of peak | peak RSS MB | {other}/fastmlp | range |")
     log("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
@@ -270,9 +282,9 @@ def _child(argv):
     if kind == "peak":
         values = child_peak()
     elif kind == "fastmlp":
-        values = child_fastmlp(argv[1], int(argv[2]), int(argv[3]))
+        values = child_fastmlp(argv[1], int(argv[2]), int(argv[3]), argv[5])
     elif kind == "torch":
-        values = child_torch(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))
+        values = child_torch(argv[1], int(argv[2]), int(argv[3]), int(argv[4]), argv[5])
     else:
         values = child_numpy(argv[1], int(argv[2]), int(argv[3]))
     print(json.dumps({"values": values, "rss_mb": _peak_rss_mb()}))

@@ -47,13 +47,15 @@ def plan(nodes, input_width, classes, max_batch):
 
 
 class Network:
-    def __init__(self, nodes, input_width, classes, max_batch, dtype=np.float32, init="book", seed=0):
+    def __init__(self, nodes, input_width, classes, max_batch, dtype=np.float32, init="book", seed=0,
+                 precision="float32"):
         if init not in INITS:
             raise ValueError(f"unknown initialisation {init!r} (known: {', '.join(INITS)})")
         self.order, self.width = G.check(nodes, input_width, classes)
         self.dtype, self.max_batch, self.seed = np.dtype(dtype), int(max_batch), int(seed)
-        # What runs for each op on this CPU and dtype (fastmlp.kernels.dispatch).
-        self.k = K.dispatch.Kernels(self.dtype)
+        # What runs for each op on this CPU, dtype and precision (fastmlp.kernels.dispatch).
+        self.k = K.dispatch.Kernels(self.dtype, precision)
+        self.precision = precision
         self.head = next(n for n in self.order if n.type == "head")
         self.index = {n.name: i for i, n in enumerate(self.order)}  # dropout key "node"
         self.dense = [n for n in self.order if n.type == "dense"]
@@ -126,12 +128,12 @@ class Network:
 
     @classmethod
     def serial(cls, sizes, activations, max_batch, dtype=np.float32, init="book", seed=0,
-               input_dropout=0.0, dropout=0.0):
+               input_dropout=0.0, dropout=0.0, precision="float32"):
         """sizes = [D, H_1, ..., K] with one activation name per hidden layer."""
         if len(activations) != len(sizes) - 2:
             raise ValueError(f"{len(sizes) - 2} hidden layers but {len(activations)} activations")
         nodes = G.serial(sizes[1:-1], activations, input_dropout, dropout, sizes[-1])
-        return cls(nodes, sizes[0], sizes[-1], max_batch, dtype, init, seed)
+        return cls(nodes, sizes[0], sizes[-1], max_batch, dtype, init, seed, precision)
 
     def initialize(self, init, seed):
         """book: W and b ~ N(0, 1/(fan_in + 1)), as Perrotta's initialize_weights (the bias

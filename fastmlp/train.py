@@ -71,6 +71,7 @@ class TrainConfig:
     # Running.
     seed: int = 0
     dtype: str = "float32"
+    precision: str = "float32"         # the dense layers' products: float32, or bf16 (bfloat16 factors)
     threads: int | None = None         # None: Numba's default (all cores)
     weight_stats: bool = False
 
@@ -112,6 +113,10 @@ class TrainConfig:
         need(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
         need(all(h >= 1 for h in self.hidden), f"hidden sizes must be positive, got {list(self.hidden)}")
         need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype}")
+        need(self.precision in K.dispatch.PRECISIONS,
+             f"precision must be one of {', '.join(K.dispatch.PRECISIONS)}, got {self.precision!r}")
+        need(self.precision == "float32" or self.dtype == "float32",
+             f"precision {self.precision} needs dtype float32 (the weights, sums and optimizer stay float32)")
         need(self.init in INITS, f"unknown initialisation {self.init!r} (known: {', '.join(INITS)})")
         need(self.loss in LOSSES, f"unknown loss {self.loss!r} (known: {', '.join(LOSSES)})")
         need(self.threads is None or 1 <= self.threads <= numba.config.NUMBA_NUM_THREADS,
@@ -193,13 +198,13 @@ def check_memory(config, inputs, classes, available=None):
 
 def build_network(config, inputs, classes):
     return Network(config.nodes(classes), inputs, classes, max_batch=config.batch_size,
-                   dtype=config.dtype, init=config.init, seed=config.seed)
+                   dtype=config.dtype, init=config.init, seed=config.seed, precision=config.precision)
 
 
 def kernels_for(config, network, optimizer):
     """The ops a training run will call (each through the dispatch table; "head": the
     fused head): compiled before the first step."""
-    names = ["dense_forward", "dense_backward", optimizer.kernel]
+    names = [network.k.op("dense_forward"), network.k.op("dense_backward"), optimizer.kernel]
     names += ["head"] if network.fused is not None else list(LOSSES[N.TYPES["head"].loss(network.head)])
     types = {n.type for n in network.order}
     if "layernorm" in types:
@@ -275,7 +280,8 @@ def network_from_checkpoint(meta, arrays, max_batch=None):
     from fastmlp import config as C
     config = C.from_dict(meta["config"])
     network = Network(config.nodes(meta["classes"]), meta["input_width"], meta["classes"],
-                      max_batch=max_batch or config.batch_size, dtype=meta["dtype"], init=config.init, seed=config.seed)
+                      max_batch=max_batch or config.batch_size, dtype=meta["dtype"], init=config.init, seed=config.seed,
+                      precision=config.precision)
     if arrays["params"].shape != network.params.shape:
         raise ValueError(f"checkpoint holds {arrays['params'].size} parameters; its configuration needs {network.params.size}")
     network.params[...] = arrays["params"]

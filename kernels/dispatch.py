@@ -14,6 +14,10 @@ calls, except those the replacement calls too (an edit there runs in both). When
 edits a plain op, its digest differs: the op, and every replacement covering it (the fused
 head included), run on the plain layer, and one line on stderr says so and how to
 re-validate (`fastmlp kernels --check`).
+
+A precision maps ops onto others: with "bf16" a network's dense_forward and dense_backward
+are dense_forward_bf16 and dense_backward_bf16 (each chosen as above) and the fused head,
+which multiplies in float32, is off. precision_note() says, in one line, how bf16 runs here.
 """
 import dataclasses
 import hashlib
@@ -24,12 +28,14 @@ import sys
 
 import numpy as np
 
-from ._runtime.jit import host_has_avx512
+from ._runtime.jit import host_features, host_has_avx512
 from ._runtime.registry import KERNELS
 
 VALIDATED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fast", "validated.json")
 HEAD = "head"  # the pattern op of the fused head: the logits layer, softmax cross-entropy, their gradients
 SETTINGS = ("plain", "no-avx512", "no-fused")
+PRECISIONS = ("float32", "bf16")
+BF16_OPS = {"dense_forward": "dense_forward_bf16", "dense_backward": "dense_backward_bf16"}
 
 
 def settings():
@@ -230,11 +236,51 @@ def table(dtype):
     return choices
 
 
-class Kernels:
-    """The chosen implementations as attributes (kernels.dense_forward(...)), for one dtype;
-    `head` is the fused head's kernel or None."""
+def bf16_units():
+    """The bfloat16 product units this CPU has, of "amx" (AMX-BF16 tiles) and "avx512-bf16"."""
+    features = set((host_features() or "").split(","))
+    return tuple(unit for unit, flag in (("amx", "+amx-bf16"), ("avx512-bf16", "+avx512bf16")) if flag in features)
 
-    def __init__(self, dtype):
+
+def precision_note(precision, dtype="float32"):
+    """One line on how `precision` runs on this CPU, or None for float32."""
+    if precision == "float32":
+        return None
+    chosen = table(dtype)
+    runs = ", ".join(f"{op} as {chosen[op].implementation}" for op in BF16_OPS.values())
+    units = bf16_units()
+    have = (f"this CPU has {' and '.join(u.upper() for u in units)}, which fastmlp's kernels do not use yet"
+            if units else "this CPU has neither AMX nor AVX512-BF16")
+    return (f"precision bf16: {have}; the products round their factors to bfloat16 and multiply in float32 "
+            f"units ({runs}): bfloat16's numbers, no faster than float32")
+
+
+_NOTED = set()
+
+
+class Kernels:
+    """The chosen implementations as attributes (kernels.dense_forward(...)), for one dtype
+    and precision; `head` is the fused head's kernel or None. A precision other than
+    float32 prints precision_note() on stderr, once a process."""
+
+    def __init__(self, dtype, precision="float32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+        if precision == "bf16" and np.dtype(dtype) != np.float32:
+            raise ValueError("precision bf16 needs float32")
         self.choices = table(dtype)
+        self.precision = precision
         for op, choice in self.choices.items():
             setattr(self, op, choice.run)
+        if precision == "bf16":
+            for op, bf16_op in BF16_OPS.items():
+                setattr(self, op, self.choices[bf16_op].run)
+            self.head = None
+            if precision not in _NOTED:
+                _NOTED.add(precision)
+                print(f"fastmlp: {precision_note(precision, dtype)}", file=sys.stderr)
+
+    def op(self, name):
+        """The plain op that runs as `name` at this precision (dense_forward_bf16 for
+        dense_forward at bf16)."""
+        return BF16_OPS.get(name, name) if self.precision == "bf16" else name

@@ -205,6 +205,16 @@ def test_bench_json_counts_only_the_products_computed(mnist_dir, monkeypatch):
     assert "ratio" not in rows[1]
 
 
+def test_bench_in_bf16_says_what_each_side_ran(mnist_dir, monkeypatch):
+    monkeypatch.setenv("FASTMLP_DATA_DIR", mnist_dir)
+    r = run(["bench", "--json", "--precision", "bf16", "--config", "book-b32", "--samples", "640", "--repeats", "1"])
+    assert r.exit_code == 0, r.output
+    fast, other = [json.loads(l) for l in r.stdout.splitlines()]
+    assert fast["precision"] == other["precision"] == "bf16"
+    assert "precision bf16: dense_forward_bf16 " in fast["ran"] and "dense_backward_bf16 " in fast["ran"]
+    assert other["ran"] == {"torch": "bf16 autocast", "numpy": "float32 (NumPy has no bfloat16)"}[other["side"]]
+
+
 def test_flops_per_sample_of_the_deep_network():
     from fastmlp.bench import flops_per_sample
     assert flops_per_sample((1200, 1200)) == 4 * 784 * 1200 + 6 * 1200 * 1200 + 6 * 1200 * 10

@@ -3,4 +3,4 @@ sharing, the fused head). Each declares, with @fast, the plain op or the pattern
 replaces; kernels/dispatch.py decides where it runs, and kernels/fast/validate.py holds it to
 the plain layer.
 """
-from . import activations, augment, dense, head, losses  # noqa: F401  (they declare themselves)
+from . import activations, augment, bf16, dense, head, losses  # noqa: F401  (they declare themselves)

@@ -30,9 +30,9 @@ def _cases(op, dtype, rng):
     r = lambda *shape: rng.standard_normal(shape).astype(dtype)
     e = lambda *shape: np.full(shape, np.nan, dtype)  # outputs start as NaN: every element must be written
     for B, D, H in SIZES:
-        if op == "dense_forward":
+        if op in ("dense_forward", "dense_forward_bf16"):
             yield (e(B, H), r(B, D), r(H, D), r(H)), (0,)
-        elif op == "dense_backward":
+        elif op in ("dense_backward", "dense_backward_bf16"):
             for grad in (True, False):
                 yield (e(B, D), e(H, D), e(H), r(B, H), r(B, D), r(H, D), np.zeros(D, dtype), grad), \
                     ((0, 1, 2) if grad else (1, 2))
