@@ -168,7 +168,7 @@ def main():
         numba.set_num_threads(args.threads)
     print(f"machine: {os.uname().machine}, {os.cpu_count()} cpus, numba {numba.__version__} "
           f"({numba.get_num_threads()} threads), numpy {np.__version__}, "
-          f"forward {'8x3 vector' if host_has_avx512() else '4x4 dot'} tiles, "
+          f"forward {'8x3 vector' if host_has_avx512() else '2x4 dot'} tiles, "
           f"backward product tiles {tile_columns(np.float32)} float32 columns wide, other kernels "
           f"{'512' if WIDE_FEATURES else '256'}-bit")
     if args.steps:

@@ -185,8 +185,8 @@ def test_the_bf16_precision_maps_the_products_and_says_once_how_it_runs(monkeypa
     assert len(notes) == 1
     units = dispatch.bf16_units()
     assert ("neither AMX nor AVX512-BF16" in notes[0]) == (not units)
-    assert "dense_forward_bf16 as dense_forward_bf16_4x4" in notes[0]
-    assert k.dense_forward is K.KERNELS["dense_forward_bf16_4x4"].run
+    assert "dense_forward_bf16 as dense_forward_bf16_2x4" in notes[0]
+    assert k.dense_forward is K.KERNELS["dense_forward_bf16_2x4"].run
     assert k.dense_backward is K.KERNELS["dense_backward_bf16_6x16"].run
     assert k.head is None and k.op("dense_forward") == "dense_forward_bf16" and k.op("softmax_rows") == "softmax_rows"
     f32 = dispatch.Kernels("float32")

@@ -53,14 +53,14 @@ def test_the_default_table_on_an_avx512_cpu(monkeypatch):
     f32, f64 = _implementations("float32"), _implementations("float64")
     assert f32["dense_forward"] == "dense_forward_16lane" and f32["dense_backward"] == "dense_backward_6x64"
     assert f32["head"] == "head_step" and f32["activation_forward"] == "activation_forward_stretches"
-    assert f64["dense_forward"] == "dense_forward_4x4" and f64["dense_backward"] == "dense_backward_6x16"
+    assert f64["dense_forward"] == "dense_forward_2x4" and f64["dense_backward"] == "dense_backward_6x16"
     assert f64["head"] == "separate kernels"
 
 
 @pytest.mark.parametrize("setting,expect", [
     ("plain", dict(dense_forward="dense_forward", dense_backward="dense_backward", head="separate kernels",
                    activation_backward="activation_backward", softmax_cross_entropy_forward="softmax_cross_entropy_forward")),
-    ("no-avx512", dict(dense_forward="dense_forward_4x4", dense_backward="dense_backward_6x16", head="separate kernels",
+    ("no-avx512", dict(dense_forward="dense_forward_2x4", dense_backward="dense_backward_6x16", head="separate kernels",
                        activation_backward="activation_backward_stretches")),
     ("no-fused", dict(head="separate kernels")),
 ])

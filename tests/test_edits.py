@@ -85,13 +85,13 @@ def test_a_replacement_that_cannot_run_here_is_skipped_not_failed(copy):
     check = copy.cli(["kernels", "--check"], env)
     out = check.stdout + check.stderr
     assert check.returncode == 0, out
-    assert "dense_forward_4x4: validated, digest recorded" in check.stdout, out
+    assert "dense_forward_2x4: validated, digest recorded" in check.stdout, out
     for name in ("dense_forward_16lane", "head_step"):
         assert f"{name}: skipped: it needs AVX-512 (FASTMLP_KERNELS=no-avx512)" in check.stdout, out
     assert "1 validated, 0 failed, 2 skipped" in check.stdout, out
     after = json.loads(copy.path("kernels/fast/validated.json").read_text())
-    assert after["dense_forward_4x4"] != before["dense_forward_4x4"]  # recorded
+    assert after["dense_forward_2x4"] != before["dense_forward_2x4"]  # recorded
     assert after["dense_forward_16lane"] == before["dense_forward_16lane"]  # skipped: left as it was
     assert after["head_step"] == before["head_step"]
     table = copy.cli(["kernels", "--dtype", "float32"], env)
-    assert "differs" not in table.stderr and "dense_forward_4x4" in table.stdout, table.stdout + table.stderr
+    assert "differs" not in table.stderr and "dense_forward_2x4" in table.stdout, table.stdout + table.stderr

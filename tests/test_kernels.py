@@ -309,7 +309,7 @@ def test_network_forward_accepts_a_non_contiguous_batch():
     x = np.asfortranarray(np.arange(42, dtype=np.float32).reshape(7, 6) / 40)
     assert np.array_equal(net.forward(x).copy(), net.forward(np.ascontiguousarray(x)))
     with pytest.raises(ValueError, match="C-contiguous"):
-        K.KERNELS["dense_forward_4x4"].run(np.empty((7, 5), np.float32), x, net.W[0], net.b[0])
+        K.KERNELS["dense_forward_2x4"].run(np.empty((7, 5), np.float32), x, net.W[0], net.b[0])
 
 
 @pytest.mark.parametrize("shape,parts", [((0, 5), 3), ((1, 1), 4), ((7, 129), 16), ((300, 784), 16)])

@@ -33,7 +33,7 @@ def _rounded(A):
 
 
 @fast(replaces=("dense_forward_bf16",), needs=("float32",), compiled=(round_bf16, dense_forward_dot), seconds=3.0)
-def dense_forward_bf16_4x4(Y, X, W, b):
+def dense_forward_bf16_2x4(Y, X, W, b):
     """Replaces dense_forward_bf16: dense_forward_dot on bf16(X) and bf16(W)."""
     _check(Y, X, W, b)
     dense_forward_dot(Y, _rounded(X), _rounded(W), b)

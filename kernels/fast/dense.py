@@ -2,7 +2,7 @@
 (kernels/dense.py) with register tiles. Shapes as there: X[B, D], W[H, D], b[H], Y[B, H].
     forward  Y[i, j] = b[j] + sum_k X[i, k] W[j, k]: dot products, both operands read
              along k: 8x3 tiles of 16-lane vectors for float32 on AVX-512 CPUs
-             (dense_forward_tiles), else 4x4 tiles that Numba vectorises itself
+             (dense_forward_tiles), else 2x4 tiles that Numba vectorises itself
              (dense_forward_dot).
     dW = dYᵀ X and dX = dY W: outer-product tiles that read dY, X and W in place
              (kernels/fast/matmul.py).
@@ -34,24 +34,19 @@ WIDE_MIN_UNITS = 256
 
 @kernel(inline="always")
 def _nt_tile(Y, A, Bt, bias, i, j):
-    """Y[i:i+4, j:j+4] = bias[j:j+4] + A[i:i+4] Bt[j:j+4]ᵀ: a 4x4 register tile of 16
-    accumulators, both operands read along k."""
+    """Y[i:i+2, j:j+4] = bias[j:j+4] + A[i:i+2] Bt[j:j+4]ᵀ: a 2x4 register tile of 8
+    accumulators, both operands read along k: with 16 AVX2 registers, 8 vectorised sums
+    and the 6 rows they read fit, where a 4x4 tile's 16 sums spilled."""
     K = A.shape[1]
     s00 = bias[j]; s01 = bias[j + 1]; s02 = bias[j + 2]; s03 = bias[j + 3]
     s10 = bias[j]; s11 = bias[j + 1]; s12 = bias[j + 2]; s13 = bias[j + 3]
-    s20 = bias[j]; s21 = bias[j + 1]; s22 = bias[j + 2]; s23 = bias[j + 3]
-    s30 = bias[j]; s31 = bias[j + 1]; s32 = bias[j + 2]; s33 = bias[j + 3]
     for k in range(K):
-        a0 = A[i, k]; a1 = A[i + 1, k]; a2 = A[i + 2, k]; a3 = A[i + 3, k]
+        a0 = A[i, k]; a1 = A[i + 1, k]
         w0 = Bt[j, k]; w1 = Bt[j + 1, k]; w2 = Bt[j + 2, k]; w3 = Bt[j + 3, k]
         s00 += a0 * w0; s01 += a0 * w1; s02 += a0 * w2; s03 += a0 * w3
         s10 += a1 * w0; s11 += a1 * w1; s12 += a1 * w2; s13 += a1 * w3
-        s20 += a2 * w0; s21 += a2 * w1; s22 += a2 * w2; s23 += a2 * w3
-        s30 += a3 * w0; s31 += a3 * w1; s32 += a3 * w2; s33 += a3 * w3
     Y[i, j] = s00; Y[i, j + 1] = s01; Y[i, j + 2] = s02; Y[i, j + 3] = s03
     Y[i + 1, j] = s10; Y[i + 1, j + 1] = s11; Y[i + 1, j + 2] = s12; Y[i + 1, j + 3] = s13
-    Y[i + 2, j] = s20; Y[i + 2, j + 1] = s21; Y[i + 2, j + 2] = s22; Y[i + 2, j + 3] = s23
-    Y[i + 3, j] = s30; Y[i + 3, j + 1] = s31; Y[i + 3, j + 2] = s32; Y[i + 3, j + 3] = s33
 
 
 @kernel(inline="always")
@@ -67,17 +62,17 @@ def _nt_row(Y, A, Bt, bias, i, j):
 
 @kernel(inline="always")
 def _nt_block(Y, A, Bt, bias, j0, j1):
-    """Y[:, j0:j1] = bias + A Bt[j0:j1]ᵀ. Rows 4 at a time, and for each group of rows
+    """Y[:, j0:j1] = bias + A Bt[j0:j1]ᵀ. Rows 2 at a time, and for each pair of rows
     the block's columns 4 at a time, so a block of 16 columns writes whole cache lines
-    of Y before moving on; leftover rows take 1x4 tiles, leftover columns (fewer than 4)
+    of Y before moving on; a leftover row takes 1x4 tiles, leftover columns (fewer than 4)
     plain dot products."""
     R, K = A.shape
     jt = j0 + (j1 - j0) // 4 * 4
     i = 0
-    while i + 4 <= R:
+    while i + 2 <= R:
         for j in range(j0, jt, 4):
             _nt_tile(Y, A, Bt, bias, i, j)
-        i += 4
+        i += 2
     while i < R:
         for j in range(j0, jt, 4):
             _nt_row(Y, A, Bt, bias, i, j)
@@ -218,7 +213,7 @@ def dense_forward_tiles(Y, X, W, b, parts, counters):
 @kernel(parallel=True, fastmath=FAST)
 def dense_forward_dot(Y, X, W, b):
     """Y[i, j] = b[j] + sum_k X[i, k] W[j, k], in place, for float64 and CPUs without
-    AVX-512: Numba vectorises the k loop of 4x4 scalar tiles itself. Y must not alias X.
+    AVX-512: Numba vectorises the k loop of 2x4 scalar tiles itself. Y must not alias X.
     Threads own blocks of 16 output columns (4 where there are fewer than WIDE_MIN_UNITS);
     each element is summed by one tile in a fixed order."""
     H = W.shape[0]
@@ -245,7 +240,7 @@ def dense_forward_16lane(Y, X, W, b):
 
 
 @fast(replaces=("dense_forward",), compiled=(dense_forward_dot,), seconds=3.0)
-def dense_forward_4x4(Y, X, W, b):
+def dense_forward_2x4(Y, X, W, b):
     """Replaces dense_forward for float64, and for float32 on CPUs without AVX-512:
     dense_forward_dot (faster for float64, and the only choice with 16 AVX2 registers)."""
     _check(Y, X, W, b)
