@@ -116,7 +116,8 @@ def matmul(Y, A, B, bias, width, transposed, S, sums, parts, counters):
     """Y = bias + A B (transposed false: A[M, K]) or bias + Aᵀ B (transposed true:
     A[K, M]), for B[K, N], in place; all C-contiguous, one dtype, Y not aliasing A, B or
     bias; shapes unchecked (matmul_nn and matmul_tn check them). width: the
-    columns a tile owns, 64 (float32 on AVX-512) or 16; tile_columns(dtype) picks.
+    columns a tile owns, 64 (float32 on AVX-512) or 16; tile_columns(dtype) picks (without
+    AVX-512, a block of 64 runs as four tiles of 16: the same sums).
     With sums true (and transposed true), also S[m] = sum_k A[k, m], k in order, as
     dense.column_sums(S, A) adds them (same bits): the dense layer's bias gradient
     without a kernel call of its own; each chunk's first column block adds its rows. The
@@ -179,7 +180,9 @@ def matmul(Y, A, B, bias, width, transposed, S, sums, parts, counters):
                         k1 = min(k0 + DEPTH, K)
                         for g in range(h * CHUNK, min(h * CHUNK + CHUNK, groups)):
                             i = g * ROWS
-                            if j1 - j0 == 64:
+                            # WIDE_TILES first: Numba prunes the branch before inlining on
+                            # CPUs without AVX-512, so the 6 x 64 tile is not compiled there.
+                            if WIDE_TILES and j1 - j0 == 64:
                                 _tile_6x64(yp, ap, rs, ks, bp, cp, M, N, i, j0, k0, k1)
                             else:
                                 for j in range(j0, j1, LANES):
