@@ -8,6 +8,7 @@ import time
 
 import click
 
+from fastmlp.kernels.dispatch import PRECISIONS
 from fastmlp.nodes import LOSSES
 from fastmlp.optim import OPTIMIZERS
 
@@ -177,7 +178,7 @@ def _fraction(ctx, param, value):
               help="End with the weights of the epoch with the best holdout accuracy (needs --holdout).")
 @click.option("--seed", type=int, help="Seed for initialisation, shuffling and dropout.  [default: 0]")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), help="Floating-point type.  [default: float32]")
-@click.option("--precision", type=click.Choice(["float32", "bf16"]),
+@click.option("--precision", type=click.Choice(PRECISIONS),
               help="The dense layers' products: float32, or bf16 (factors rounded to bfloat16, sums, weights "
                    "and optimizer in float32; a line on stderr says how this CPU runs it).  [default: float32]")
 @click.option("--threads", type=int, callback=_positive_int, help="Numba threads.  [default: all cores]")
@@ -587,7 +588,7 @@ def kernels(dtypes, check):
 @click.option("--rounds", type=int, default=1, show_default=True, callback=_positive_int,
               help="Alternate the two sides this many times per configuration; the table shows the "
                    "median epoch time per side and the median and range of the paired ratios.")
-@click.option("--precision", type=click.Choice(["float32", "bf16"]), default="float32", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
               help="Products in float32, or bf16: fastmlp's bf16 products against PyTorch under bf16 autocast.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per configuration and side instead of the table.")

@@ -230,7 +230,8 @@ def run(configs=None, threads=2, samples=None, repeats=2, rounds=1, log=print, a
              else f"auto-vectorised kernels at LLVM's default width for {llvmlite.binding.get_host_cpu_name()}") \
         + f"; precision {precision}: " + ", ".join(
             f"{op} {chosen[op].implementation}" for op in
-            ((*dispatch.BF16_OPS.values(), ) if precision == "bf16" else ("dense_forward", "dense_backward", "head")))
+            [dispatch.precision_op(o, precision) for o in ("dense_forward", "dense_backward")]
+            + (["head"] if precision == "float32" else []))
     ran = {"fastmlp": width, "torch": "bf16 autocast" if precision == "bf16" else "float32",
            "numpy": "float32 (NumPy has no bfloat16)"}
     machine = f"{platform.machine()} {_cpu_name()}, {os.cpu_count()} cpus, {threads} threads"

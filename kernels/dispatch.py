@@ -242,11 +242,17 @@ def bf16_units():
     return tuple(unit for unit, flag in (("amx", "+amx-bf16"), ("avx512-bf16", "+avx512bf16")) if flag in features)
 
 
-def precision_note(precision, dtype="float32"):
-    """One line on how `precision` runs on this CPU, or None for float32."""
+def precision_op(name, precision):
+    """The plain op that runs as `name` at `precision` (dense_forward_bf16 for dense_forward
+    at bf16)."""
+    return BF16_OPS.get(name, name) if precision == "bf16" else name
+
+
+def precision_note(precision, chosen):
+    """One line on how `precision` runs on this CPU with the table `chosen` (table()), or
+    None for float32."""
     if precision == "float32":
         return None
-    chosen = table(dtype)
     runs = ", ".join(f"{op} as {chosen[op].implementation}" for op in BF16_OPS.values())
     units = bf16_units()
     have = (f"this CPU has {' and '.join(u.upper() for u in units)}, which fastmlp's kernels do not use yet"
@@ -273,14 +279,13 @@ class Kernels:
         for op, choice in self.choices.items():
             setattr(self, op, choice.run)
         if precision == "bf16":
-            for op, bf16_op in BF16_OPS.items():
-                setattr(self, op, self.choices[bf16_op].run)
+            for op in BF16_OPS:
+                setattr(self, op, self.choices[self.op(op)].run)
             self.head = None
             if precision not in _NOTED:
                 _NOTED.add(precision)
-                print(f"fastmlp: {precision_note(precision, dtype)}", file=sys.stderr)
+                print(f"fastmlp: {precision_note(precision, self.choices)}", file=sys.stderr)
 
     def op(self, name):
-        """The plain op that runs as `name` at this precision (dense_forward_bf16 for
-        dense_forward at bf16)."""
-        return BF16_OPS.get(name, name) if self.precision == "bf16" else name
+        """precision_op(name) at this table's precision."""
+        return precision_op(name, self.precision)
