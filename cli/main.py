@@ -365,17 +365,23 @@ def data(data_dir, download):
 
 
 @main.command()
-@click.option("--clear", is_flag=True, help="Delete fastmlp's compiled kernels.")
+@click.option("--clear", is_flag=True, help="Delete fastmlp's compiled kernels and decompressed data copies.")
 def cache(clear):
-    """Show (or clear) where Numba caches fastmlp's compiled kernels."""
+    """Show (or clear) where Numba caches fastmlp's compiled kernels, and where the
+    decompressed copies of gzip data files are kept."""
+    from fastmlp.data import clear_idx_copies, idx_copies, idx_cache_dir
     from fastmlp.kernels import cache_dirs, cached_files, clear_cache, CACHE_ENABLED
 
     if not CACHE_ENABLED:
         click.echo("kernel cache disabled (FASTMLP_NUMBA_CACHE=0)")
     for d in cache_dirs():
         click.echo(f"{d}: {len(cached_files(d))} cached files")
+    copies = idx_copies()
+    click.echo(f"{idx_cache_dir()}: {len(copies)} decompressed data files "
+               f"({sum(os.path.getsize(f) for f in copies) / 1e6:.1f} MB)")
     if clear:
         clear_cache()
+        clear_idx_copies()
         click.echo("cleared")
 
 

@@ -59,7 +59,12 @@ def read_idx(path):
     """Read an IDX file (gzip-compressed or raw) into an array of its declared shape.
 
     Checks the magic number, the type code, the dimensions and that the payload is
-    exactly as long as they say; raises DataError naming the file otherwise.
+    exactly as long as they say; raises DataError naming the file otherwise. A gzip
+    file is decompressed once: the result is kept in idx_cache_dir() under the SHA-256
+    of the compressed bytes and mapped from there on later reads (copy-on-write, so the
+    array is writable and the file never changes), which saves most of a warm start's
+    reading time; where that directory cannot be written the file is decompressed every
+    time.
     """
     path = os.fspath(path)
     try:
@@ -68,15 +73,12 @@ def read_idx(path):
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as e:
-            raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from None
+        raw = _decompressed(path, raw)
     if len(raw) < 4:
         raise DataError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
     if raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path}: not an IDX file (magic number starts {raw[0]:#04x} {raw[1]:#04x}, expected 0x00 0x00)")
-    type_code, ndim = raw[2], raw[3]
+    type_code, ndim = int(raw[2]), int(raw[3])
     if type_code not in _IDX_TYPES:
         raise DataError(f"{path}: unknown IDX type code {type_code:#04x}")
     if ndim == 0:
@@ -84,7 +86,8 @@ def read_idx(path):
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header} for {ndim} dimensions)")
-    shape = tuple(int.from_bytes(raw[4 + 4 * d: 8 + 4 * d], "big") for d in range(ndim))
+    head = bytes(raw[:header])
+    shape = tuple(int.from_bytes(head[4 + 4 * d: 8 + 4 * d], "big") for d in range(ndim))
     dtype = np.dtype(_IDX_TYPES[type_code])
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     actual = len(raw) - header
@@ -92,7 +95,60 @@ def read_idx(path):
         what = "truncated" if actual < expected else "has trailing bytes"
         raise DataError(f"{path}: {what}: header says {'x'.join(map(str, shape))} "
                         f"({expected} bytes of data), file has {actual}")
+    if isinstance(raw, np.ndarray) and dtype.itemsize == 1:
+        return np.asarray(raw[header:].view(dtype).reshape(shape))  # the mapped bytes, no copy
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def idx_cache_dir():
+    """Where decompressed copies of gzip IDX files are kept ($XDG_CACHE_HOME/fastmlp/idx,
+    default ~/.cache/fastmlp/idx)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "fastmlp", "idx")
+
+
+def idx_copies():
+    """The decompressed copies kept in idx_cache_dir()."""
+    d = idx_cache_dir()
+    try:
+        return sorted(os.path.join(d, n) for n in os.listdir(d) if n.endswith(".idx"))
+    except OSError:
+        return []
+
+
+def clear_idx_copies():
+    """Delete the decompressed copies (a process that has one mapped keeps reading it)."""
+    for f in idx_copies():
+        os.remove(f)
+
+
+def _decompressed(path, raw):
+    """The decompressed bytes of the gzip data `raw` (read from `path`): a uint8 array
+    mapped from the kept copy when there is one, else bytes (and the copy is written,
+    temp file then os.replace)."""
+    kept = os.path.join(idx_cache_dir(), hashlib.sha256(raw).hexdigest() + ".idx")
+    try:
+        if os.path.getsize(kept) > 0:
+            return np.memmap(kept, np.uint8, mode="c")
+    except (OSError, ValueError):
+        pass
+    try:
+        data = gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as e:
+        raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from None
+    try:
+        os.makedirs(os.path.dirname(kept), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(kept), suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            publish(tmp, kept)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        pass  # a read-only or full cache: decompress again next time
+    return data
 
 
 # --- locating and downloading --------------------------------------------------------

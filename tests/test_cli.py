@@ -73,9 +73,15 @@ def test_data_command_verifies_official_files(mnist_dir):
     assert r.output.count("official MNIST SHA-256") == 4 and "ok: 60000 training" in r.output
 
 
-def test_cache_command_lists_the_kernel_cache():
+def test_cache_command_lists_the_kernel_cache_and_the_data_copies(tmp_path, monkeypatch):
+    import gzip
+    from fastmlp.data import read_idx
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    (tmp_path / "labels.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3])))
+    read_idx(tmp_path / "labels.gz")
     r = run(["cache"])
     assert r.exit_code == 0 and ("cached files" in r.output or "disabled" in r.output)
+    assert f"{tmp_path / 'fastmlp' / 'idx'}: 1 decompressed data files (0.0 MB)" in r.output
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -1,5 +1,6 @@
 """IDX reading, locating, downloading (against a local HTTP server), splits."""
 import gzip
+import hashlib
 import http.server
 import os
 import shutil
@@ -24,6 +25,32 @@ def test_read_idx_roundtrip_gzip_and_raw(tmp_path):
     a = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     np.testing.assert_array_equal(D.read_idx(_idx(tmp_path / "a.gz", a)), a)
     np.testing.assert_array_equal(D.read_idx(_idx(tmp_path / "a", a, compress=False)), a)
+
+
+def test_a_gzip_file_is_decompressed_once_and_then_mapped(tmp_path, monkeypatch):
+    """The first read keeps the decompressed bytes under the SHA-256 of the compressed
+    ones; later reads map that copy: the same numbers, a writable array, and writing to it
+    changes neither the copy nor the next read. Other compressed bytes get their own copy,
+    and an unwritable cache only means decompressing every time."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    a = np.arange(5 * 3 * 4, dtype=np.uint8).reshape(5, 3, 4)
+    p = _idx(tmp_path / "a.gz", a)
+    first = D.read_idx(p)
+    kept = sorted(os.listdir(D.idx_cache_dir()))
+    assert kept == [hashlib.sha256(p.read_bytes()).hexdigest() + ".idx"]
+    assert (tmp_path / "cache" / "fastmlp" / "idx" / kept[0]).read_bytes() == gzip.decompress(p.read_bytes())
+    second = D.read_idx(p)
+    assert type(second) is np.ndarray and second.flags.writeable and second.shape == (5, 3, 4)
+    np.testing.assert_array_equal(first, a)
+    np.testing.assert_array_equal(second, a)
+    second[0, 0, 0] = 200
+    np.testing.assert_array_equal(D.read_idx(p), a)
+    _idx(tmp_path / "b.gz", a[:2])
+    D.read_idx(tmp_path / "b.gz")
+    assert len(os.listdir(D.idx_cache_dir())) == 2
+    (tmp_path / "blocked").write_text("a file where the cache directory would go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "blocked"))
+    np.testing.assert_array_equal(D.read_idx(p), a)
 
 
 def test_read_real_mnist(mnist):

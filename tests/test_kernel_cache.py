@@ -124,3 +124,34 @@ def test_warmup_hands_kernels_the_cache_lacks_to_a_helper_process(tmp_path):
 
     assert hits_misses() == ["0", "1", "1", "0"]
     assert hits_misses() == ["1", "0", "1", "0"]  # and with everything cached, no helper is needed
+
+
+def test_the_import_scan_finds_every_form_of_relative_import(tmp_path, monkeypatch):
+    """A kernel's cache stamp covers the kernels files it imports; the scan that finds them
+    reads text, so every way of writing a relative import must be found: one name, several,
+    a parenthesised list over lines with a comment, a backslash continuation, `from . import`,
+    two dots, an import inside a function and one after a semicolon. Absolute imports and
+    names that are not files add nothing."""
+    from fastmlp.kernels._runtime import jit
+    files = ["one.py", "two.py", "three.py", "four.py", "five.py", "six.py", "seven.py", "pkg/__init__.py",
+             "pkg/inner.py", "pkg/leaf.py", "unused.py"]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x = 1\n")
+    (tmp_path / "pkg" / "inner.py").write_text(
+        "import numpy as np\n"
+        "from numba import njit\n"
+        "from ..one import x\n"
+        "from ..two import (a,  # a comment, seven\n"
+        "                   b as c)\n"
+        "from ..three import a, \\\n    b\n"
+        "from . import leaf, missing\n"
+        "from .. import four as f\n"
+        "def g():\n"
+        "    from ..five import y\n"
+        "    return y\n"
+        "z = 1; from ..six import q\n")
+    monkeypatch.setattr(jit, "_ROOT", str(tmp_path))
+    monkeypatch.setattr(jit, "_IMPORTS", {})
+    found = jit._imports_of(os.path.join("pkg", "inner.py"))
+    assert found == {"one.py", "two.py", "three.py", "four.py", "five.py", "six.py", os.path.join("pkg", "leaf.py")}

@@ -25,9 +25,9 @@ fastmath sums then add in another order: results are reproducible for the same s
 not across settings. Its measured effect is in BENCHMARKS.md, History (commits ed29c4e
 and f6296b1, both before the explicit-vector product tiles).
 """
-import ast
 import hashlib
 import os
+import re
 import sys
 import warnings
 
@@ -96,25 +96,35 @@ def _module_file(directory, parts):
     return None
 
 
+_RELATIVE_IMPORT = re.compile(r"\bfrom\s+(\.+)([\w.]*)\s+import\s+(\([^)]*\)|[^\n;]*(?:\\\n[^\n;]*)*)")
+
+
 def _imports_of(name):
     """The kernels files (paths relative to kernels/) that kernels/<name> imports with a
-    relative import (`from .x import ...`, `from ..x import ...`, `from . import x`)."""
+    relative import (`from .x import ...`, `from ..x import ...`, `from . import x`).
+    A text scan, not a parse (parsing every kernels file took most of a warm import): it
+    also counts such lines inside strings and comments, which only adds files to a
+    digest, never leaves one out."""
     if name not in _IMPORTS:
         path = os.path.join(_ROOT, name)
-        with open(path, "rb") as f:
-            tree = ast.parse(f.read())
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
         found = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level >= 1:
-                base = os.path.dirname(path)
-                for _ in range(node.level - 1):
-                    base = os.path.dirname(base)
-                modules = [node.module.split(".")] if node.module else []
-                modules += [(node.module.split(".") if node.module else []) + [a.name] for a in node.names]
-                for parts in modules:
-                    target = _module_file(base, parts)
-                    if target is not None and os.path.abspath(target).startswith(_ROOT + os.sep):
-                        found.add(os.path.relpath(target, _ROOT))
+        for dots, module, names in _RELATIVE_IMPORT.findall(text):
+            base = os.path.dirname(path)
+            for _ in range(len(dots) - 1):
+                base = os.path.dirname(base)
+            prefix = module.split(".") if module else []
+            modules = [prefix] if prefix else []
+            names = re.sub(r"#[^\n]*", "", names).strip("()").replace("\\", " ")
+            for item in names.split(","):
+                words = item.split()
+                if words and words[0].isidentifier():
+                    modules.append(prefix + [words[0]])
+            for parts in modules:
+                target = _module_file(base, parts)
+                if target is not None and os.path.abspath(target).startswith(_ROOT + os.sep):
+                    found.add(os.path.relpath(target, _ROOT))
         found.discard(name)
         _IMPORTS[name] = found
     return _IMPORTS[name]
