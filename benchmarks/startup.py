@@ -1,7 +1,8 @@
 """Start-up cost: wall time from launching a process to the end of its first training
 step, with an empty Numba cache (cold) and with the cache it left behind (warm). The
-child does what `fastmlp train` does before its first step: read and standardize MNIST,
-build the book network, K.warmup() the kernels training will call, then one step.
+child does what `fastmlp train` does before its first step: read MNIST, build the book
+network, K.warmup() the kernels training and preparing the data will call, standardize
+the data, then one step.
 
     python benchmarks/startup.py [--repeats 3] [--data-dir DIR] [--compare-helpers]
 
@@ -22,15 +23,15 @@ CHILD = r"""
 import time, sys
 from fastmlp import PRESETS, TrainConfig, load, optim, prepare
 from fastmlp import kernels as K
-from fastmlp.train import build_network, kernels_for
+from fastmlp.train import build_network, data_kernels, kernels_for
 import numpy as np
 ds = load(sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else None)
 helpers = int(sys.argv[2]) if len(sys.argv) > 2 else None
-p = prepare(ds, True, np.float32)
 config = TrainConfig(**PRESETS["book"])
 net = build_network(config, 784, 10)
 sgd = optim.make("sgd", net.params.size, net.dtype)
-K.warmup(np.float32, kernels_for(config, net, sgd), helpers=helpers)
+K.warmup(np.float32, kernels_for(config, net, sgd) + data_kernels(config, ds), helpers=helpers)
+p = prepare(ds, True, np.float32)
 x, t = p.train_x[:256], p.train_t[:256]
 net.train_step(x, t); sgd.step(net.params, net.grads, 1.0)
 print(time.time())

@@ -93,8 +93,9 @@ def _implementations(names, dtype):
 def warmup(dtype, names=None, helpers=None):
     """Compile (or load from the cache) the kernels for `names` (ops or implementations;
     default: what the dispatch table chooses for every op) for `dtype`, on each one's
-    registered example arguments, so that no compilation happens inside an epoch.
-    Returns the implementations warmed up. helpers: processes that compile, beside this
+    registered example arguments, so that no compilation happens inside an epoch (a
+    kernel of one type only, byte_counts, for that type). Returns the implementations
+    warmed up. helpers: processes that compile, beside this
     one, the kernels the on-disk cache lacks (kernels/_runtime/compile.py; default: one
     for each further core, at most 3; 0: none)."""
     import numpy as np
@@ -105,9 +106,11 @@ def warmup(dtype, names=None, helpers=None):
                  if op == dispatch.HEAD or dtype.name in KERNELS[op].dtypes]
     names = _implementations(names, dtype)
     helpers = min(_compile.cores() - 1, _compile.MOST) if helpers is None else helpers
-    cold = ([n for n in names if not all(_compile.has_code(d, dtype) for d in KERNELS[n].compiled)]
+    # A kernel of one type only (the data layer's byte kernels) warms up for that type.
+    own = lambda name: dtype if dtype.name in KERNELS[name].dtypes else np.dtype(KERNELS[name].dtypes[0])
+    cold = ([n for n in names if not all(_compile.has_code(d, own(n)) for d in KERNELS[n].compiled)]
             if helpers > 0 and CACHE_ENABLED else [])
-    run = lambda name: KERNELS[name].run(*KERNELS[name].args(dtype))
+    run = lambda name: KERNELS[name].run(*KERNELS[name].args(own(name)))
     if _compile.worth_helpers(cold):
         groups = _compile.split(cold, helpers + 1)
         started = _compile.start(__name__, __file__, dtype, groups[1:])

@@ -15,7 +15,8 @@ from ._runtime.jit import kernel
 from ._runtime.registry import plain
 
 
-@plain(example=lambda d: (np.zeros((2, 256), np.int64), np.zeros((2, 3), np.uint8)), layer="data", dtypes=("uint8",))
+@plain(example=lambda d: (np.zeros((2, 256), np.int64), np.zeros((2, 3), np.uint8)), layer="data", dtypes=("uint8",),
+       seconds=0.8)
 @kernel(parallel=True)
 def byte_counts(counts, a):
     """counts[p, v] = how many of part p's entries of a equal v, part p being the flat
@@ -32,7 +33,8 @@ def byte_counts(counts, a):
             c[flat[i]] += 1
 
 
-@plain(example=lambda d: (np.empty((2, 3), d), np.zeros(256, d), np.zeros((2, 3), np.uint8)), layer="data")
+@plain(example=lambda d: (np.empty((2, 3), d), np.zeros(256, d), np.zeros((2, 3), np.uint8)), layer="data",
+       seconds=0.5)
 @kernel(parallel=True)
 def lookup_bytes(out, table, a):
     """out[i, j] = table[a[i, j]], in place."""

@@ -126,6 +126,40 @@ def test_warmup_hands_kernels_the_cache_lacks_to_a_helper_process(tmp_path):
     assert hits_misses() == ["1", "0", "1", "0"]  # and with everything cached, no helper is needed
 
 
+def test_warmup_shares_the_data_kernels_and_starts_no_helper_once_they_are_cached(tmp_path):
+    """train() warms up the byte kernels that prepare() calls with the training kernels, so
+    a cold start compiles them in parallel; byte_counts has code for bytes only, and warm-up
+    must look for that code (not for float32's, which never exists), or every warm start
+    would start a helper for nothing."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "FASTMLP_NUMBA_CACHE": "1"}
+    script = ("import numpy as np, fastmlp.kernels as K\n"
+              "from fastmlp.kernels._runtime import compile as C\n"
+              "started = []\n"
+              "real = C.start\n"
+              "C.start = lambda *a: started.append(a[3]) or real(*a)\n"
+              "K.warmup(np.float32, ['dense_forward', 'byte_counts', 'lookup_bytes', 'activation_forward'], helpers=1)\n"
+              "s = K.byte_counts.stats\n"
+              "print(len(started), sum(s.cache_hits.values()) + sum(s.cache_misses.values()), "
+              "[str(t) for t in K.byte_counts.signatures])")
+    first = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, check=True, capture_output=True,
+                           text=True).stdout
+    again = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, check=True, capture_output=True,
+                           text=True).stdout
+    assert first.startswith("1 1 ") and "uint8" in first
+    assert again.startswith("0 1 ") and "uint8" in again
+
+
+def test_split_gives_this_process_the_longest_kernel_and_helpers_less_for_their_start():
+    from fastmlp.kernels._runtime import compile as C
+    names = ["dense_backward_6x16", "dense_forward_2x4", "activation_forward_stretches", "byte_counts",
+             "lookup_bytes"]
+    groups = C.split(names, 2)
+    assert groups[0][0] == "dense_backward_6x16" and sorted(sum(groups, [])) == sorted(names)
+    load = [sum(C._seconds(n) for n in g) for g in groups]
+    assert abs(load[0] - (load[1] + C.HELPER_START)) <= max(C._seconds(n) for n in names)
+    assert C.split(["lookup_bytes"], 3) == [["lookup_bytes"]]
+
+
 def test_the_import_scan_finds_every_form_of_relative_import(tmp_path, monkeypatch):
     """A kernel's cache stamp covers the kernels files it imports; the scan that finds them
     reads text, so every way of writing a relative import must be found: one name, several,

@@ -19,6 +19,7 @@ from .registry import KERNELS
 
 DEFAULT = 0.5  # seconds, for a name the registry does not know
 WORTH = 3.0  # below this many seconds of compiling, a helper's start-up (~0.5 s) is not worth it
+HELPER_START = 0.7  # seconds before a helper compiles: importing fastmlp and Numba
 MOST = 3  # helpers at most: head_step alone takes 6 s, so more could not finish sooner
 
 
@@ -51,14 +52,16 @@ def _seconds(name):
 
 
 def split(names, parts):
-    """`names` in at most `parts` groups of about equal compile time: the longest first,
-    each to the group with the least so far. The first group is the longest."""
-    groups, load = [[] for _ in range(parts)], [0.0] * parts
+    """`names` in at most `parts` groups that finish at about the same time: the first
+    group is this process's, the others start HELPER_START later (a helper imports
+    fastmlp first); the longest kernel first, each to the group that would finish it
+    soonest."""
+    groups, load = [[] for _ in range(parts)], [0.0] + [HELPER_START] * (parts - 1)
     for name in sorted(names, key=lambda n: -_seconds(n)):
         i = load.index(min(load))
         groups[i].append(name)
         load[i] += _seconds(name)
-    return sorted((g for g in groups if g), key=lambda g: -sum(_seconds(n) for n in g))
+    return [groups[0]] + [g for g in groups[1:] if g]
 
 
 def worth_helpers(names):
@@ -66,12 +69,13 @@ def worth_helpers(names):
 
 
 # A helper imports the same kernels package (it checks the file) and warms up its names.
-_HELPER = ("import importlib, sys\n"
+_HELPER = ("import importlib, os, sys\n"
            "import numpy as np\n"
            "K = importlib.import_module(sys.argv[1])\n"
            "if K.__file__ != sys.argv[2]:\n"
            "    sys.exit(3)\n"
-           "K.warmup(np.dtype(sys.argv[3]), sys.argv[4:], helpers=0)\n")
+           "K.warmup(np.dtype(sys.argv[3]), sys.argv[4:], helpers=0)\n"
+           "os._exit(0)\n")  # the cache files are written: skip the interpreter's teardown
 
 
 def start(package, file, dtype, groups):

@@ -25,7 +25,7 @@ def activation_forward_stretches(A, Z, kind):
             a[n] = _f(kind, z[n])
 
 
-@fast(replaces=("activation_backward",))
+@fast(replaces=("activation_backward",), seconds=0.7)
 @kernel(parallel=True)
 def activation_backward_stretches(dZ, dA, Z, A, kind):
     """Replaces activation_backward: dA * _df(Z, A) over stretches of ROWS rows, as
