@@ -1,6 +1,7 @@
 """Training steps of two versions of fastmlp side by side: which one is faster, as a ratio.
 
     python benchmarks/ab_commits.py OLD [NEW] [--config book-b256] [--rounds 7] [--steps 200]
+    python benchmarks/ab_commits.py OLD [NEW] --startup cold|warm [--rounds 7]
 
 OLD and NEW are git revisions of this repository ("." is the working tree, the default
 for NEW). Each is copied out (fastmlp/ with kernels/ as fastmlp/kernels) into a temporary
@@ -10,6 +11,10 @@ reports the median as seconds per 60,000-sample epoch. Printed: each version's m
 rounds and the median of the per-round ratios OLD / NEW (above 1: NEW is faster).
 Alternating processes is what makes the ratio trustworthy on a machine whose speed swings
 by a third within minutes. Data: FASTMLP_DATA_DIR or --data-dir.
+
+--startup times instead, in the same alternation, `fastmlp.train` of the book preset from
+the launch of the process to the end of its first step: cold with a new, empty Numba
+cache every run, warm with each version's own cache (filled by an untimed run first).
 """
 import argparse
 import json
@@ -20,6 +25,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,6 +59,24 @@ def run(n):
 
 run(min(n, 20))  # compiles (or loads) the kernels, warms the caches
 print(json.dumps(statistics.median([run(n) for _ in range(3)])))
+"""
+
+STARTUP = r"""
+import sys, time
+from fastmlp import PRESETS, TrainConfig, load
+from fastmlp.train import train
+
+class FirstStep(Exception):
+    pass
+
+def first_step(done, total):
+    print(time.time(), flush=True)
+    raise FirstStep
+
+try:
+    train(TrainConfig(**PRESETS["book"]), load(sys.argv[1] or None), on_step=first_step)
+except FirstStep:
+    pass
 """
 
 
@@ -93,7 +117,10 @@ def main():
     ap = revision_arguments(7)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--data-dir", default="")
+    ap.add_argument("--startup", choices=["cold", "warm"], default=None)
     args = ap.parse_args()
+    if args.startup:
+        return startup(args)
     with tempfile.TemporaryDirectory() as tmp:
         sides = {}
         for name, rev in (("old", args.old), ("new", args.new)):
@@ -115,6 +142,40 @@ def main():
     for name, rev in (("old", args.old), ("new", args.new)):
         print(f"  {name} ({rev}): median {statistics.median(times[name]):.3f} s  "
               f"(rounds: {', '.join(f'{t:.3f}' for t in times[name])})")
+    print(f"  old / new: median {statistics.median(ratios):.3f}x  (range {min(ratios):.3f}-{max(ratios):.3f}x)")
+
+
+def startup(args):
+    with tempfile.TemporaryDirectory() as tmp:
+        sides = {}
+        for name, rev in (("old", args.old), ("new", args.new)):
+            d = os.path.join(tmp, name)
+            sides[name] = (export(rev, d), os.path.join(d, "numba-cache"))
+
+        def once(name):
+            site, cache = sides[name]
+            if args.startup == "cold":
+                cache = tempfile.mkdtemp(dir=tmp)
+            env = {**os.environ, "PYTHONPATH": site, "NUMBA_CACHE_DIR": cache}
+            start = time.time()
+            out = subprocess.run([sys.executable, "-c", STARTUP, args.data_dir], env=env, cwd=tmp,
+                                 capture_output=True, text=True)
+            if out.returncode:
+                sys.exit(f"ab_commits: the {name} version failed:\n{out.stderr.strip()}")
+            return float(out.stdout.split()[-1]) - start
+
+        if args.startup == "warm":
+            for name in sides:
+                once(name)
+        times = {"old": [], "new": []}
+        for r in range(args.rounds):
+            for name in (["old", "new"] if r % 2 == 0 else ["new", "old"]):
+                times[name].append(once(name))
+    ratios = [o / n for o, n in zip(times["old"], times["new"])]
+    print(f"{args.startup} start of the book preset to the end of its first step, {args.rounds} rounds; seconds")
+    for name, rev in (("old", args.old), ("new", args.new)):
+        print(f"  {name} ({rev}): median {statistics.median(times[name]):.2f} s  "
+              f"(rounds: {', '.join(f'{t:.2f}' for t in times[name])})")
     print(f"  old / new: median {statistics.median(ratios):.3f}x  (range {min(ratios):.3f}-{max(ratios):.3f}x)")
 
 

@@ -3,6 +3,7 @@ batches, gives the same weights as fastmlp.train (no timings are asserted here).
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -71,6 +72,19 @@ def test_ab_commits_times_two_versions(mnist_dir):
     bad = subprocess.run([sys.executable, script, "no-such-revision", "--rounds", "1", "--steps", "2"],
                          capture_output=True, text=True, env=env)
     assert bad.returncode != 0
+
+
+def test_ab_commits_startup_child_stops_at_the_first_step(mnist_dir):
+    # --startup runs this child for each version; here with the installed package.
+    sys.path.insert(0, BENCH)
+    try:
+        import ab_commits
+    finally:
+        sys.path.remove(BENCH)
+    start = time.time()
+    out = subprocess.run([sys.executable, "-c", ab_commits.STARTUP, mnist_dir], check=True, capture_output=True,
+                         text=True)
+    assert start < float(out.stdout.split()[-1]) < time.time()
 
 
 def test_ab_inprocess_times_two_versions_in_one_process(mnist_dir):
