@@ -119,63 +119,44 @@ def main():
     ap.add_argument("--data-dir", default="")
     ap.add_argument("--startup", choices=["cold", "warm"], default=None)
     args = ap.parse_args()
-    if args.startup:
-        return startup(args)
-    with tempfile.TemporaryDirectory() as tmp:
-        sides = {}
-        for name, rev in (("old", args.old), ("new", args.new)):
-            d = os.path.join(tmp, name)
-            sides[name] = (export(rev, d), os.path.join(d, "numba-cache"))
-        times = {"old": [], "new": []}
-        for r in range(args.rounds):
-            order = ["old", "new"] if r % 2 == 0 else ["new", "old"]  # neither side always goes first
-            for name in order:
-                site, cache = sides[name]
-                env = {**os.environ, "PYTHONPATH": site, "NUMBA_CACHE_DIR": cache}
-                out = subprocess.run([sys.executable, "-c", CHILD, args.config, str(args.steps), args.data_dir],
-                                     env=env, cwd=tmp, capture_output=True, text=True)
-                if out.returncode:
-                    sys.exit(f"ab_commits: the {name} version failed:\n{out.stderr.strip()}")
-                times[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
-    ratios = [o / n for o, n in zip(times["old"], times["new"])]
-    print(f"{args.config}, {args.rounds} rounds of {args.steps} steps; seconds per 60,000-sample epoch")
-    for name, rev in (("old", args.old), ("new", args.new)):
-        print(f"  {name} ({rev}): median {statistics.median(times[name]):.3f} s  "
-              f"(rounds: {', '.join(f'{t:.3f}' for t in times[name])})")
-    print(f"  old / new: median {statistics.median(ratios):.3f}x  (range {min(ratios):.3f}-{max(ratios):.3f}x)")
-
-
-def startup(args):
     with tempfile.TemporaryDirectory() as tmp:
         sides = {}
         for name, rev in (("old", args.old), ("new", args.new)):
             d = os.path.join(tmp, name)
             sides[name] = (export(rev, d), os.path.join(d, "numba-cache"))
 
-        def once(name):
-            site, cache = sides[name]
-            if args.startup == "cold":
-                cache = tempfile.mkdtemp(dir=tmp)
-            env = {**os.environ, "PYTHONPATH": site, "NUMBA_CACHE_DIR": cache}
-            start = time.time()
-            out = subprocess.run([sys.executable, "-c", STARTUP, args.data_dir], env=env, cwd=tmp,
-                                 capture_output=True, text=True)
+        def child(name, script, *argv, cache=None):
+            """Run `script` with version `name`; its last line of output."""
+            site, own = sides[name]
+            env = {**os.environ, "PYTHONPATH": site, "NUMBA_CACHE_DIR": cache or own}
+            out = subprocess.run([sys.executable, "-c", script, *argv], env=env, cwd=tmp, capture_output=True,
+                                 text=True)
             if out.returncode:
                 sys.exit(f"ab_commits: the {name} version failed:\n{out.stderr.strip()}")
-            return float(out.stdout.split()[-1]) - start
+            return out.stdout.strip().splitlines()[-1]
 
-        if args.startup == "warm":
-            for name in sides:
-                once(name)
+        if args.startup:
+            def once(name):
+                start = time.time()
+                cache = tempfile.mkdtemp(dir=tmp) if args.startup == "cold" else None
+                return float(child(name, STARTUP, args.data_dir, cache=cache)) - start
+            if args.startup == "warm":
+                for name in sides:
+                    once(name)  # fills the version's cache
+            title, digits = f"{args.startup} start of the book preset to the end of its first step", 2
+        else:
+            def once(name):
+                return json.loads(child(name, CHILD, args.config, str(args.steps), args.data_dir))
+            title, digits = f"{args.config}, {args.rounds} rounds of {args.steps} steps", 3
         times = {"old": [], "new": []}
         for r in range(args.rounds):
-            for name in (["old", "new"] if r % 2 == 0 else ["new", "old"]):
+            for name in (["old", "new"] if r % 2 == 0 else ["new", "old"]):  # neither side always goes first
                 times[name].append(once(name))
     ratios = [o / n for o, n in zip(times["old"], times["new"])]
-    print(f"{args.startup} start of the book preset to the end of its first step, {args.rounds} rounds; seconds")
+    print(f"{title}; seconds" + ("" if args.startup else " per 60,000-sample epoch") + f", {args.rounds} rounds")
     for name, rev in (("old", args.old), ("new", args.new)):
-        print(f"  {name} ({rev}): median {statistics.median(times[name]):.2f} s  "
-              f"(rounds: {', '.join(f'{t:.2f}' for t in times[name])})")
+        print(f"  {name} ({rev}): median {statistics.median(times[name]):.{digits}f} s  "
+              f"(rounds: {', '.join(f'{t:.{digits}f}' for t in times[name])})")
     print(f"  old / new: median {statistics.median(ratios):.3f}x  (range {min(ratios):.3f}-{max(ratios):.3f}x)")
 
 
