@@ -121,7 +121,7 @@ def _fraction(ctx, param, value):
                    "book: 784-100-10 sigmoid, batch 256, lr 1, 10 epochs, no shuffle; book99: 1200 sigmoid "
                    "units, batch 600, lr 0.8, 100 epochs; deep: 1200-1200 ReLU, dropout 0.3, "
                    "Adam with cosine lr, batch 128, 40 epochs, simard's distortions; simard: 784-800-10 ReLU "
-                   "with elastic and affine distortion, 120 epochs; speedrun: the shortest time to 99% "
+                   "with elastic and affine distortion, 180 epochs; speedrun: the shortest time to 99% "
                    "(784-800-10, elastic, 14 epochs). README.md lists each one's settings.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML experiment file: TrainConfig keys and optional [[node]] graph tables.")

@@ -21,12 +21,13 @@ PRESETS = {
                  rotate=10.0, scale=0.1, shear=10.0, standardize=True, shuffle=True),
     # One hidden layer beyond 99.3% (Simard, Steinkraus & Platt 2003: 784-800-10 with elastic
     # distortions, 99.30% on the test set): 784-800-10 ReLU, dropout 0.3, Adam 0.001 with a
-    # cosine schedule over 120 epochs, batch 128, every training image distorted at every
+    # cosine schedule over 180 epochs, batch 128, every training image distorted at every
     # step: elastic 20,4, rotation within 10 degrees, scale within 1 +- 0.1, shear within 10
-    # degrees. On the holdout, 120 epochs beat 300, 800 units beat 1200, and these
-    # strengths beat elastic 34,4 with 15 / 0.15 / 15 and elastic alone.
+    # degrees. On the holdout, 800 units beat 1200, these strengths beat elastic 34,4 with
+    # 15 / 0.15 / 15 and elastic alone, 120 epochs beat 300 (seed 0), and 180 epochs beat
+    # 120 on the mean of seeds 0, 1, 2 (99.41% against 99.38%; up to commit 0c6e1c2: 120).
     "simard": dict(hidden=(800,), activation=("relu",), dropout=0.3, init="he", optimizer="adam", lr=0.001,
-                   lr_schedule="cosine", batch_size=128, epochs=120, elastic_alpha=20.0, elastic_sigma=4.0,
+                   lr_schedule="cosine", batch_size=128, epochs=180, elastic_alpha=20.0, elastic_sigma=4.0,
                    rotate=10.0, scale=0.1, shear=10.0, standardize=True, shuffle=True),
     # The shortest wall time to 99% on the full 10k: 784-800-10 ReLU, dropout 0.1, Adam 0.003
     # with a cosine schedule, batch 256, elastic distortion 20,4, 14 epochs, evaluated once
