@@ -2,13 +2,11 @@
 shift_gather): the Gaussian taps of the elastic field, and the picture that
 `fastmlp augment --show` draws of what a configuration does to the digits."""
 import math
-import os
-import tempfile
 
 import numpy as np
 
 from fastmlp import kernels as K
-from fastmlp.files import publish
+from fastmlp.files import write_atomically
 
 
 def gaussian_taps(sigma, dtype=np.float64):
@@ -54,12 +52,4 @@ def show(config, dataset, n, path, variants=6, zoom=2):
             y0 = gap + i * (R + gap)
             canvas[y0:y0 + R, x0:x0 + C] = 255 - np.clip(np.rint(pictures[i]), 0, 255).reshape(R, C).astype(np.uint8)
     image = Image.fromarray(canvas).resize((canvas.shape[1] * zoom, canvas.shape[0] * zoom), Image.NEAREST)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG")
-        publish(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomically(path, lambda f: image.save(f, format="PNG"), suffix=".png")

@@ -23,7 +23,7 @@ import zlib
 
 import numpy as np
 
-from fastmlp.files import publish
+from fastmlp.files import publish, write_atomically
 from fastmlp.kernels import byte_counts, lookup_bytes
 from fastmlp.kernels import aligned_empty
 
@@ -100,11 +100,15 @@ def read_idx(path):
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def idx_cache_dir():
-    """Where decompressed copies of gzip IDX files are kept ($XDG_CACHE_HOME/fastmlp/idx,
-    default ~/.cache/fastmlp/idx)."""
+def _user_cache(name):
+    """$XDG_CACHE_HOME/fastmlp/<name>, default ~/.cache/fastmlp/<name>."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "fastmlp", "idx")
+    return os.path.join(base, "fastmlp", name)
+
+
+def idx_cache_dir():
+    """Where decompressed copies of gzip IDX files are kept."""
+    return _user_cache("idx")
 
 
 def idx_copies():
@@ -138,14 +142,7 @@ def _decompressed(path, raw):
         raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from None
     try:
         os.makedirs(os.path.dirname(kept), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(kept), suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            publish(tmp, kept)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomically(kept, lambda f: f.write(data), suffix=".tmp")
     except OSError:
         pass  # a read-only or full cache: decompress again next time
     return data
@@ -153,8 +150,7 @@ def _decompressed(path, raw):
 
 # --- locating and downloading --------------------------------------------------------
 def cache_dir():
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "fastmlp", "mnist")
+    return _user_cache("mnist")
 
 
 def mirrors():

@@ -106,11 +106,10 @@ def warmup(dtype, names=None, helpers=None):
                  if op == dispatch.HEAD or dtype.name in KERNELS[op].dtypes]
     names = _implementations(names, dtype)
     helpers = min(_compile.cores() - 1, _compile.MOST) if helpers is None else helpers
-    # A kernel of one type only (the data layer's byte kernels) warms up for that type.
-    own = lambda name: dtype if dtype.name in KERNELS[name].dtypes else np.dtype(KERNELS[name].dtypes[0])
-    cold = ([n for n in names if not all(_compile.has_code(d, own(n)) for d in KERNELS[n].compiled)]
+    cold = ([n for n in names
+             if not all(_compile.has_code(d, KERNELS[n].own_dtype(dtype)) for d in KERNELS[n].compiled)]
             if helpers > 0 and CACHE_ENABLED else [])
-    run = lambda name: KERNELS[name].run(*KERNELS[name].args(own(name)))
+    run = lambda name: KERNELS[name].run(*KERNELS[name].args(KERNELS[name].own_dtype(dtype)))
     if _compile.worth_helpers(cold):
         groups = _compile.split(cold, helpers + 1)
         started = _compile.start(__name__, __file__, dtype, groups[1:])

@@ -33,8 +33,7 @@ def byte_counts(counts, a):
             c[flat[i]] += 1
 
 
-@plain(example=lambda d: (np.empty((2, 3), d), np.zeros(256, d), np.zeros((2, 3), np.uint8)), layer="data",
-       seconds=0.5)
+@plain(example=lambda d: (np.empty((2, 3), d), np.zeros(256, d), np.zeros((2, 3), np.uint8)), layer="data")
 @kernel(parallel=True)
 def lookup_bytes(out, table, a):
     """out[i, j] = table[a[i, j]], in place."""

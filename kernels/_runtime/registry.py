@@ -27,6 +27,11 @@ class Kernel:
     dtypes: tuple = ("float32", "float64")
     seconds: float = 0.5     # compile time, float32, no cache: how warm-up shares out the work
 
+    def own_dtype(self, dtype):
+        """dtype, or this kernel's only type where it has one of its own (byte_counts: bytes)."""
+        dtype = np.dtype(dtype)
+        return dtype if dtype.name in self.dtypes else np.dtype(self.dtypes[0])
+
     def args(self, dtype):
         example = self.example or KERNELS[self.replaces[0]].example
         return example(np.dtype(dtype))
