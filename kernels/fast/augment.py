@@ -6,16 +6,13 @@ image sits in a frame of two background pixels, so that a clamped sample point n
 test. float32 only (float64 runs the plain kernel).
 """
 import numpy as np
-from llvmlite import ir
-from numba import prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import prange
 
 from .._runtime.jit import kernel
 from .._runtime.registry import fast
 from ..augment import ELASTIC_NODE, draws, uniform24
 from ..dropout import splitmix64
-from ._simd import LANES, Vector, vfma, vload, vstore
+from ._simd import LANES, at, vfma, vload, vstore
 
 PAD = 2  # background pixels around the source image
 
@@ -26,50 +23,6 @@ def uniform24_f32(bits):
     scale are exact in float32, and int32 -> float32 is one vector instruction where
     uint64 -> float64 is a scalar loop on CPUs without AVX-512."""
     return np.float32(np.int32(bits & np.uint64(0xFFFFFF)) - np.int32(8388608)) * np.float32(1.0 / 8388608.0)
-
-
-@intrinsic
-def bilinear(typingctx, frame, ks, wxs, wys, x, fw):
-    """LANES bilinear samples of a float32 image `frame` (fw numbers a row): lane l mixes
-    frame[k], frame[k + 1], frame[k + fw] and frame[k + fw + 1], k = ks[x + l], by
-    wxs[x + l] along the row and wys[x + l] across (1 - w and w); four gathers (the loop
-    vectoriser keeps indexed loads scalar on CPUs where LLVM rates gathers slow). ks int32,
-    the rest float32, 1-D C-contiguous; nothing is checked."""
-    def codegen(context, builder, sig, args):
-        f32 = ir.FloatType(); i32 = ir.IntType(32); i64 = ir.IntType(64)
-        V = ir.VectorType(f32, LANES); VI = ir.VectorType(i32, LANES); VL = ir.VectorType(i64, LANES)
-        def data(t, v): return context.make_array(t)(context, builder, v).data
-        fr = data(sig.args[0], args[0]); kp = data(sig.args[1], args[1])
-        wxp = data(sig.args[2], args[2]); wyp = data(sig.args[3], args[3])
-        xx = args[4]
-        k = builder.load(builder.bitcast(builder.gep(kp, [xx]), VI.as_pointer()), align=4)
-        wx = builder.load(builder.bitcast(builder.gep(wxp, [xx]), V.as_pointer()), align=4)
-        wy = builder.load(builder.bitcast(builder.gep(wyp, [xx]), V.as_pointer()), align=4)
-        base = builder.ptrtoint(fr, i64)
-        def splat(val, vt):
-            v = builder.insert_element(ir.Constant(vt, ir.Undefined), val, ir.Constant(i32, 0))
-            return builder.shuffle_vector(v, ir.Constant(vt, ir.Undefined), ir.Constant(VI, [0]*LANES))
-        addr = builder.add(splat(base, VL), builder.mul(builder.sext(k, VL), ir.Constant(VL, [4]*LANES)))
-        PV = ir.VectorType(ir.PointerType(), LANES)
-        g = cgutils.get_or_insert_function(builder.module, ir.FunctionType(V, [PV, i32, ir.VectorType(ir.IntType(1), LANES), V]), "llvm.masked.gather.v16f32.v16p0")
-        mask = ir.Constant(ir.VectorType(ir.IntType(1), LANES), [1]*LANES)
-        def gat(off):
-            a = builder.add(addr, ir.Constant(VL, [off*4]*LANES))
-            return builder.call(g, [builder.inttoptr(a, PV), ir.Constant(i32, 4), mask, ir.Constant(V, None)])
-        fw = builder.sext(args[5], i64) if args[5].type.width < 64 else args[5]
-        fwv = builder.mul(splat(fw, VL), ir.Constant(VL, [4]*LANES))
-        a00 = gat(0); a01 = gat(1)
-        addr2 = builder.add(addr, fwv)
-        def gat2(off):
-            a = builder.add(addr2, ir.Constant(VL, [off*4]*LANES))
-            return builder.call(g, [builder.inttoptr(a, PV), ir.Constant(i32, 4), mask, ir.Constant(V, None)])
-        a10 = gat2(0); a11 = gat2(1)
-        one = ir.Constant(V, [1.0]*LANES)
-        mx = builder.fsub(one, wx); my = builder.fsub(one, wy)
-        top = builder.fadd(builder.fmul(mx, a00), builder.fmul(wx, a01))
-        bot = builder.fadd(builder.fmul(mx, a10), builder.fmul(wx, a11))
-        return builder.fadd(builder.fmul(my, top), builder.fmul(wy, bot))
-    return Vector(types.float32)(frame, ks, wxs, wys, x, fw), codegen
 
 
 @fast(replaces=("distort_gather",), needs=("float32",), seconds=2.5)
@@ -111,6 +64,8 @@ def distort_gather_lanes(X, work, images, rows, pixels, R, C, background, S, alp
         wxs = np.empty(W, np.float32)
         wys = np.empty(W, np.float32)
         ks = np.empty(W, np.int32)
+        a00, a01 = np.empty(W, np.float32), np.empty(W, np.float32)  # the taps of a row's points
+        a10, a11 = np.empty(W, np.float32), np.empty(W, np.float32)
         z = vload(gx, 0, 0)  # 16 zeros
         for i in range(c * B // chunks, (c + 1) * B // chunks):
             dy, dx, cs, sn, t, fx, fy = draws(seed, step, i, S, rotate, scale, shear)
@@ -163,6 +118,7 @@ def distort_gather_lanes(X, work, images, rows, pixels, R, C, background, S, alp
             hi_v = np.float32(R)
             lo = np.float32(-2.0)
             fw = np.int32(FW)
+            one = np.float32(1.0)
             out = X[i] if identity else full
             for y in range(R):
                 ry = y - cy
@@ -176,8 +132,16 @@ def distort_gather_lanes(X, work, images, rows, pixels, R, C, background, S, alp
                     wxs[x] = u - xf
                     wys[x] = v - yf
                     ks[x] = (np.int32(yf) + PAD) * fw + np.int32(xf) + PAD
-                for x in range(0, C, LANES):  # the four taps, gathered
-                    vstore(out, y * C + x, bilinear(frame, ks, wxs, wys, x, fw), min(LANES, C - x))
+                for x in range(C):  # the four taps: scalar loads (AVX2's gathers are slower)
+                    k = ks[x]
+                    a00[x] = at(frame, k)
+                    a01[x] = at(frame, k + 1)
+                    a10[x] = at(frame, k + fw)
+                    a11[x] = at(frame, k + fw + 1)
+                for x in range(C):  # and their mix, a vector loop
+                    top = (one - wxs[x]) * a00[x] + wxs[x] * a01[x]
+                    bottom = (one - wxs[x]) * a10[x] + wxs[x] * a11[x]
+                    out[y * C + x] = (one - wys[x]) * top + wys[x] * bottom
             if not identity:
                 for p in range(P):
                     X[i, p] = full[pixels[p]]
