@@ -2,6 +2,7 @@
 
     python benchmarks/ab_commits.py OLD [NEW] [--config book-b256] [--rounds 7] [--steps 200]
     python benchmarks/ab_commits.py OLD [NEW] --startup cold|warm [--rounds 7]
+    python benchmarks/ab_commits.py OLD [NEW] --distortion [--rounds 7]
 
 OLD and NEW are git revisions of this repository ("." is the working tree, the default
 for NEW). Each is copied out (fastmlp/ with kernels/ as fastmlp/kernels) into a temporary
@@ -15,6 +16,10 @@ by a third within minutes. Data: FASTMLP_DATA_DIR or --data-dir.
 --startup times instead, in the same alternation, `fastmlp.train` of the book preset from
 the launch of the process to the end of its first step: cold with a new, empty Numba
 cache every run, warm with each version's own cache (filled by an untimed run first).
+
+--distortion times, in the same alternation, the dispatch table's float32 distort_gather
+over the 60,000 training images in batches of 128 with the simard preset's distortions
+(as train() calls it; the median of three epochs in each child).
 """
 import argparse
 import json
@@ -79,6 +84,34 @@ except FirstStep:
     pass
 """
 
+DISTORT = r"""
+import json, statistics, sys, time
+import numpy as np
+from fastmlp import PRESETS, TrainConfig, load, prepare
+from fastmlp.augment import gaussian_taps
+from fastmlp.kernels.dispatch import Kernels
+cfg = TrainConfig(**PRESETS["simard"])
+p = prepare(load(sys.argv[1] or None), cfg.standardize, np.float32, keep_full=True)
+kernel = Kernels("float32").distort_gather
+taps = gaussian_taps(cfg.elastic_sigma, np.float32)
+background = float(np.float32(-p.mean / p.std))
+pixels = np.arange(784)
+X = np.empty((128, 784), np.float32)
+work = np.empty((128, 4, 784), np.float32)
+order = np.random.default_rng(0).permutation(len(p.train_x))
+
+def epoch(n):
+    t0 = time.perf_counter()
+    for s, lo in enumerate(range(0, n, 128)):
+        rows = order[lo:lo + 128]
+        kernel(X[:len(rows)], work, p.train_images, rows, pixels, 28, 28, background, cfg.shift, cfg.elastic_alpha,
+               taps, cfg.rotate, cfg.scale, cfg.shear, cfg.seed, s)
+    return time.perf_counter() - t0
+
+epoch(256)  # compiles (or loads) the kernel
+print(json.dumps(statistics.median([epoch(len(order)) for _ in range(3)])))
+"""
+
 
 def export(rev, into):
     """Copy revision rev (or the working tree for ".") as an importable fastmlp package."""
@@ -118,6 +151,7 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--data-dir", default="")
     ap.add_argument("--startup", choices=["cold", "warm"], default=None)
+    ap.add_argument("--distortion", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         sides = {}
@@ -144,6 +178,10 @@ def main():
                 for name in sides:
                     once(name)  # fills the version's cache
             title, digits = f"{args.startup} start of the book preset to the end of its first step", 2
+        elif args.distortion:
+            def once(name):
+                return json.loads(child(name, DISTORT, args.data_dir))
+            title, digits = "distorting 60,000 images (the simard preset's distortions, batch 128)", 3
         else:
             def once(name):
                 return json.loads(child(name, CHILD, args.config, str(args.steps), args.data_dir))
@@ -153,7 +191,8 @@ def main():
             for name in (["old", "new"] if r % 2 == 0 else ["new", "old"]):  # neither side always goes first
                 times[name].append(once(name))
     ratios = [o / n for o, n in zip(times["old"], times["new"])]
-    print(f"{title}; seconds" + ("" if args.startup else " per 60,000-sample epoch") + f", {args.rounds} rounds")
+    per = "" if args.startup or args.distortion else " per 60,000-sample epoch"
+    print(f"{title}; seconds{per}, {args.rounds} rounds")
     for name, rev in (("old", args.old), ("new", args.new)):
         print(f"  {name} ({rev}): median {statistics.median(times[name]):.{digits}f} s  "
               f"(rounds: {', '.join(f'{t:.{digits}f}' for t in times[name])})")
