@@ -87,6 +87,19 @@ def test_ab_commits_startup_child_stops_at_the_first_step(mnist_dir):
     assert start < float(out.stdout.split()[-1]) < time.time()
 
 
+def test_ab_commits_distortion_child_times_the_dispatched_kernel(mnist_dir):
+    # --distortion runs this child for each version; here with the installed package, on
+    # 512 images an epoch instead of 60,000.
+    sys.path.insert(0, BENCH)
+    try:
+        import ab_commits
+    finally:
+        sys.path.remove(BENCH)
+    out = subprocess.run([sys.executable, "-c", ab_commits.DISTORT, mnist_dir, "512"], check=True, capture_output=True,
+                         text=True)
+    assert 0 < float(out.stdout.split()[-1]) < 60
+
+
 def test_ab_inprocess_times_two_versions_in_one_process(mnist_dir):
     # HEAD against the working tree, in one process under two package names: the script
     # runs end to end, and the two networks (same code in a clean checkout, or code that
