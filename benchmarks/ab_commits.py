@@ -85,32 +85,22 @@ except FirstStep:
 """
 
 DISTORT = r"""
-import json, statistics, sys, time
+import json, statistics, sys
 import numpy as np
-from fastmlp import PRESETS, TrainConfig, load, prepare
-from fastmlp.augment import gaussian_taps
+sys.path.insert(0, sys.argv[2])  # benchmarks/, for distortion.py's epoch loop
+from distortion import distortion_epoch
+from fastmlp import PRESETS, TrainConfig, load
 from fastmlp.kernels.dispatch import Kernels
-cfg = TrainConfig(**PRESETS["simard"])
-p = prepare(load(sys.argv[1] or None), cfg.standardize, np.float32, keep_full=True)
+from fastmlp.train import prepare_for
+config = TrainConfig(**PRESETS["simard"])
+prepared = prepare_for(config, load(sys.argv[1] or None))
+background = float(np.float32(-prepared.mean / prepared.std))
 kernel = Kernels("float32").distort_gather
-taps = gaussian_taps(cfg.elastic_sigma, np.float32)
-background = float(np.float32(-p.mean / p.std))
-pixels = np.arange(784)
-X = np.empty((128, 784), np.float32)
-work = np.empty((128, 4, 784), np.float32)
-order = np.random.default_rng(0).permutation(len(p.train_x))
-
-def epoch(n):
-    t0 = time.perf_counter()
-    for s, lo in enumerate(range(0, n, 128)):
-        rows = order[lo:lo + 128]
-        kernel(X[:len(rows)], work, p.train_images, rows, pixels, 28, 28, background, cfg.shift, cfg.elastic_alpha,
-               taps, cfg.rotate, cfg.scale, cfg.shear, cfg.seed, s)
-    return time.perf_counter() - t0
-
-epoch(256)  # compiles (or loads) the kernel
-n = int(sys.argv[2]) if len(sys.argv) > 2 else len(order)  # images an epoch (a quick check: fewer)
-print(json.dumps(statistics.median([epoch(n) for _ in range(3)])))
+order = np.random.default_rng(0).permutation(len(prepared.train_x))
+batches = int(sys.argv[3]) if len(sys.argv) > 3 else len(order)  # a quick check: fewer
+distortion_epoch(kernel, prepared, order, config, background, 128, 2)  # compiles (or loads) the kernel
+print(json.dumps(statistics.median(
+    [distortion_epoch(kernel, prepared, order, config, background, 128, batches)[0] for _ in range(3)])))
 """
 
 
@@ -181,7 +171,7 @@ def main():
             title, digits = f"{args.startup} start of the book preset to the end of its first step", 2
         elif args.distortion:
             def once(name):
-                return json.loads(child(name, DISTORT, args.data_dir))
+                return json.loads(child(name, DISTORT, args.data_dir, os.path.dirname(os.path.abspath(__file__))))
             title, digits = "distorting 60,000 images (the simard preset's distortions, batch 128)", 3
         else:
             def once(name):
