@@ -36,7 +36,8 @@ class PackageCopy:
     is a file of the copy (kernels/losses.py, fastmlp/optim.py, ...); `run(args)` runs
     `python -c` or `-m fastmlp.cli.main` with the copy first on the path."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, cache=None):
+        self.cache = cache
         self.project = tmp_path / "project"
         self.project.mkdir()
         copy_project(self.project)
@@ -57,7 +58,8 @@ class PackageCopy:
         self.path(rel).write_text(text.replace(old, new))
 
     def run(self, args, env=None, timeout=900):
-        env = {**os.environ, **(env or {}), "PYTHONPATH": str(self.root)}
+        shared = {"NUMBA_CACHE_DIR": str(self.cache), "FASTMLP_NUMBA_CACHE": "1"} if self.cache else {}
+        env = {**os.environ, **shared, **(env or {}), "PYTHONPATH": str(self.root)}
         return subprocess.run([sys.executable, *args], cwd=self.root, env=env, capture_output=True, text=True,
                               timeout=timeout)
 
@@ -65,10 +67,55 @@ class PackageCopy:
         return self.run(["-m", "fastmlp.cli.main", *args], env)
 
 
+def compile_every_kernel(copy):
+    """Compile every kernel the dispatch table chooses, float32 and float64 in two children
+    at once (each compiles on one core, no helper processes), with Numba's warning that a
+    prange did not become a parallel loop turned into an error. Returns each child's
+    (return code, stdout, stderr)."""
+    head = ("import warnings, numba, numpy as np\n"
+            "warnings.simplefilter('error', numba.NumbaPerformanceWarning)\n"
+            "import fastmlp.kernels as K\n")
+    scripts = [head + "K.warmup(np.float32, helpers=0)\n"
+               "from fastmlp.kernels.fast import dense\n"
+               "x = np.ones((9, 20), np.float32)\n"
+               "dense.dense_forward_tiles(np.empty((9, 5), np.float32), x, np.ones((5, 20), np.float32),"
+               " np.zeros(5, np.float32), 2, dense.counters())\n"
+               "print('ok')\n",
+               head + "K.warmup(np.float64, helpers=0)\nprint('ok')\n"]
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(copy.cache), "FASTMLP_NUMBA_CACHE": "1", "PYTHONPATH": str(copy.root)}
+    children = [subprocess.Popen([sys.executable, "-c", script], env=env, cwd=copy.root, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for script in scripts]
+    results = []
+    for child in children:
+        stdout, stderr = child.communicate()
+        results.append((child.returncode, stdout, stderr))
+    return results
+
+
+@pytest.fixture(scope="session")
+def copy_cache(tmp_path_factory):
+    """The kernel cache the package copies share, and what filling it reported.
+
+    The copies live at one path (each test's copy replaces the last), so their unedited
+    kernels load from this cache instead of compiling in every test; the sources digest in
+    each entry's stamp (kernels/_runtime/jit.py) makes a test's edit recompile exactly the
+    kernels that reach it. It is filled once, from empty, by compile_every_kernel."""
+    cache = tmp_path_factory.mktemp("copy-kernel-cache")
+    where = tmp_path_factory.getbasetemp() / "package-copy"
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir()
+    results = compile_every_kernel(PackageCopy(where, cache))
+    return cache, results
+
+
 @pytest.fixture
-def copy(tmp_path):
-    """A PackageCopy of the project for a test that edits the package."""
-    return PackageCopy(tmp_path)
+def copy(tmp_path_factory, copy_cache):
+    """A PackageCopy of the project for a test that edits the package, at the one path
+    every copy uses, sharing the kernel cache copy_cache filled."""
+    where = tmp_path_factory.getbasetemp() / "package-copy"
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir()
+    return PackageCopy(where, copy_cache[0])
 
 
 def final_json(r):

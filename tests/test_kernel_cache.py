@@ -85,27 +85,13 @@ def test_cache_works_when_the_package_directory_is_read_only(tmp_path):
         subprocess.run(["chattr", "-i", str(kernels)], check=True)
 
 
-def test_every_parallel_kernel_compiles_to_a_parallel_loop(tmp_path):
+def test_every_parallel_kernel_compiles_to_a_parallel_loop(copy_cache):
     # A prange that Numba cannot turn into a parallel loop (e.g. prange(a if c else b))
     # only warns and runs on one thread: the results stay right, so no other test
-    # notices. Compile every kernel afresh (no cache) and treat that warning as an error:
-    # float32 and float64 in two children at once (each compiles on one core).
-    head = ("import warnings, numba, numpy as np\n"
-            "warnings.simplefilter('error', numba.NumbaPerformanceWarning)\n"
-            "import fastmlp.kernels as K\n")
-    scripts = [head + "K.warmup(np.float32)\n"
-               "from fastmlp.kernels.fast import dense\n"
-               "x = np.ones((9, 20), np.float32)\n"
-               "dense.dense_forward_tiles(np.empty((9, 5), np.float32), x, np.ones((5, 20), np.float32),"
-               " np.zeros(5, np.float32), 2, dense.counters())\n"
-               "print('ok')\n",
-               head + "K.warmup(np.float64)\nprint('ok')\n"]
-    env = {**os.environ, "FASTMLP_NUMBA_CACHE": "0"}
-    children = [subprocess.Popen([sys.executable, "-c", script], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True) for script in scripts]
-    for child in children:
-        stdout, stderr = child.communicate()
-        assert child.returncode == 0 and stdout.strip() == "ok", stderr[-2000:]
+    # notices. copy_cache compiled every kernel into an empty cache with that warning
+    # turned into an error (conftest.compile_every_kernel).
+    for returncode, stdout, stderr in copy_cache[1]:
+        assert returncode == 0 and stdout.strip() == "ok", stderr[-2000:]
 
 
 def test_warmup_hands_kernels_the_cache_lacks_to_a_helper_process(tmp_path):
