@@ -6,16 +6,18 @@
 
 OLD and NEW are git revisions of this repository ("." is the working tree, the default
 for NEW). Each is copied out (fastmlp/ with kernels/ as fastmlp/kernels) into a temporary
-directory with its own Numba cache; then, for --rounds rounds, a child process of each
-version in turn (old first in even rounds, new first in odd ones) warms up, times --steps training steps of --config three times and
-reports the median as seconds per 60,000-sample epoch. Printed: each version's median over
+directory with its own Numba cache, which an untimed run of both versions at once fills
+first (each compiles on a core of its own). Then, for --rounds rounds, a child process
+of each version in turn (old first in even rounds, new first in odd ones) warms up,
+times --steps training steps of --config three times and reports the median as seconds
+per 60,000-sample epoch. Printed: each version's median over
 rounds and the median of the per-round ratios OLD / NEW (above 1: NEW is faster).
 Alternating processes is what makes the ratio trustworthy on a machine whose speed swings
 by a third within minutes. Data: FASTMLP_DATA_DIR or --data-dir.
 
 --startup times instead, in the same alternation, `fastmlp.train` of the book preset from
 the launch of the process to the end of its first step: cold with a new, empty Numba
-cache every run, warm with each version's own cache (filled by an untimed run first).
+cache every run, warm with each version's own cache.
 
 --distortion times, in the same alternation, the dispatch table's float32 distort_gather
 over the 60,000 training images in batches of 128 with the simard preset's distortions
@@ -150,32 +152,47 @@ def main():
             d = os.path.join(tmp, name)
             sides[name] = (export(rev, d), os.path.join(d, "numba-cache"))
 
-        def child(name, script, *argv, cache=None):
-            """Run `script` with version `name`; its last line of output."""
+        def start(name, script, *argv, cache=None):
             site, own = sides[name]
             env = {**os.environ, "PYTHONPATH": site, "NUMBA_CACHE_DIR": cache or own}
-            out = subprocess.run([sys.executable, "-c", script, *argv], env=env, cwd=tmp, capture_output=True,
-                                 text=True)
-            if out.returncode:
-                sys.exit(f"ab_commits: the {name} version failed:\n{out.stderr.strip()}")
-            return out.stdout.strip().splitlines()[-1]
+            return subprocess.Popen([sys.executable, "-c", script, *argv], env=env, cwd=tmp,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
+        def finish(name, process):
+            """The last line `process` (version `name`) printed; exits if it failed."""
+            stdout, stderr = process.communicate()
+            if process.returncode:
+                sys.exit(f"ab_commits: the {name} version failed:\n{stderr.strip()}")
+            return stdout.strip().splitlines()[-1]
+
+        def child(name, script, *argv, cache=None):
+            """Run `script` with version `name`; its last line of output."""
+            return finish(name, start(name, script, *argv, cache=cache))
+
+        def fill_caches(script, *argv):
+            """One untimed run of each version at once, so each compiles into its own cache
+            on a core of its own before anything is timed."""
+            for name, process in [(name, start(name, script, *argv)) for name in sides]:
+                finish(name, process)
+
+        bench = os.path.dirname(os.path.abspath(__file__))
         if args.startup:
             def once(name):
-                start = time.time()
+                begin = time.time()
                 cache = tempfile.mkdtemp(dir=tmp) if args.startup == "cold" else None
-                return float(child(name, STARTUP, args.data_dir, cache=cache)) - start
+                return float(child(name, STARTUP, args.data_dir, cache=cache)) - begin
             if args.startup == "warm":
-                for name in sides:
-                    once(name)  # fills the version's cache
+                fill_caches(STARTUP, args.data_dir)
             title, digits = f"{args.startup} start of the book preset to the end of its first step", 2
         elif args.distortion:
             def once(name):
-                return json.loads(child(name, DISTORT, args.data_dir, os.path.dirname(os.path.abspath(__file__))))
+                return json.loads(child(name, DISTORT, args.data_dir, bench))
+            fill_caches(DISTORT, args.data_dir, bench, "1")
             title, digits = "distorting 60,000 images (the simard preset's distortions, batch 128)", 3
         else:
             def once(name):
                 return json.loads(child(name, CHILD, args.config, str(args.steps), args.data_dir))
+            fill_caches(CHILD, args.config, "1", args.data_dir)
             title, digits = f"{args.config}, {args.rounds} rounds of {args.steps} steps", 3
         times = {"old": [], "new": []}
         for r in range(args.rounds):
