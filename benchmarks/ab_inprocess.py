@@ -5,8 +5,9 @@ faster, as a ratio, and whether they compute the same bits.
 
 OLD and NEW are git revisions ("." is the working tree, the default for NEW). Each is
 copied out as a package of its own name (fastmlp_old, fastmlp_new: the name fastmlp
-rewritten in its sources), both are imported into this process and each trains its own
-copy of the network on the same batches. A round runs --block steps of each, in
+rewritten in its sources); two child processes compile their kernels into one cache at
+once, then both are imported into this process and each trains its own copy of the
+network on the same batches. A round runs --block steps of each, in
 alternating order; every fourth round both networks start again from the same fresh
 weights (a long run reaches tiny gradients, whose subnormal numbers slow the products
 down and would weigh on the later rounds). Printed: each version's median time per
@@ -18,10 +19,12 @@ neighbouring blocks is far steadier here than across processes (ab_commits.py), 
 wait seconds apart. Data: FASTMLP_DATA_DIR or --data-dir. No figure here is asserted by a
 test.
 """
+import argparse
 import importlib
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,47 +51,81 @@ def renamed(rev, into, name):
     return site
 
 
+def versions(mods, config, data_dir):
+    """For each imported version: its network and optimizer for `config`, both from the
+    same settings; returns (prepared data, settings, batch size, nets, optimizers)."""
+    kind, bs = config.split("-b")
+    bs = int(bs)
+    first = mods.get("new") or next(iter(mods.values()))  # the settings of NEW
+    settings = dict(first.PRESETS[kind])
+    settings.update(batch_size=bs, batch_ramp=None, shift=0)
+    cfg = first.TrainConfig(**settings)
+    p = first.prepare(first.load(data_dir), cfg.standardize, np.float32)
+    nets, opts = {}, {}
+    for side, m in mods.items():
+        train = importlib.import_module(f"{m.__name__}.train")
+        nets[side] = train.build_network(m.TrainConfig(**settings), p.train_x.shape[1], 10)
+        opts[side] = m.optim.make(cfg.optimizer, nets[side].params.size, nets[side].dtype)
+    return p, cfg, bs, nets, opts
+
+
+def steps_of(p, cfg, bs, nets, opts, pos):
+    """run(side, n): n training steps of version `side`, in seconds."""
+    steps = p.train_x.shape[0] // bs
+
+    def run(side, n):
+        net, opt = nets[side], opts[side]
+        start = time.perf_counter()
+        for _ in range(n):
+            lo = (pos[side] % steps) * bs
+            if hasattr(net, "train_step"):  # commits from bf6e3d7 on
+                net.train_step(p.train_x[lo:lo + bs], p.train_t[lo:lo + bs], pos[side])
+            else:
+                net.forward(p.train_x[lo:lo + bs], training=True, step=pos[side])
+                net.loss_and_backward(p.train_t[lo:lo + bs])
+            opt.step(net.params, net.grads, cfg.lr)
+            pos[side] += 1
+        return time.perf_counter() - start
+    return run
+
+
 def main():
     ap = revision_arguments(30)
     ap.add_argument("--block", type=int, default=None, help="steps of each version a round (default: a fifth "
                     "of an epoch for the book network, 10 for the deep one)")
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--fill-cache", nargs=2, metavar=("SITE", "NAME"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.fill_cache:  # a child: compile one version's kernels into NUMBA_CACHE_DIR
+        sys.path.insert(0, args.fill_cache[0])
+        p, cfg, bs, nets, opts = versions({"one": importlib.import_module(args.fill_cache[1])}, args.config,
+                                          args.data_dir)
+        steps_of(p, cfg, bs, nets, opts, {"one": 0})("one", 5)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tmp, "numba-cache"))
+        sites = {side: (renamed(rev, os.path.join(tmp, side), f"fastmlp_{side}"), f"fastmlp_{side}")
+                 for side, rev in (("old", args.old), ("new", args.new))}
+        # Both versions compile at once, each in a child on a core of its own; this process
+        # then loads their kernels from the cache.
+        children = [subprocess.Popen([sys.executable, os.path.abspath(__file__), args.old, args.new, "--config",
+                                      args.config, *(["--data-dir", args.data_dir] if args.data_dir else []),
+                                      "--fill-cache", site, name], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True) for site, name in sites.values()]
+        for child in children:
+            _, stderr = child.communicate()
+            if child.returncode:
+                sys.exit(f"ab_inprocess: a version failed:\n{stderr.strip()}")
         mods = {}
-        for side, rev in (("old", args.old), ("new", args.new)):
-            name = f"fastmlp_{side}"
-            sys.path.insert(0, renamed(rev, os.path.join(tmp, side), name))
+        for side, (site, name) in sites.items():
+            sys.path.insert(0, site)
             mods[side] = importlib.import_module(name)
-        kind, bs = args.config.split("-b")
-        bs = int(bs)
-        nets, opts = {}, {}
-        settings = dict(mods["new"].PRESETS[kind])
-        settings.update(batch_size=bs, batch_ramp=None, shift=0)
-        cfg = mods["new"].TrainConfig(**settings)
-        p = mods["new"].prepare(mods["new"].load(args.data_dir), cfg.standardize, np.float32)
-        for side, m in mods.items():
-            train = importlib.import_module(f"{m.__name__}.train")
-            nets[side] = train.build_network(m.TrainConfig(**settings), p.train_x.shape[1], 10)
-            opts[side] = m.optim.make(cfg.optimizer, nets[side].params.size, nets[side].dtype)
+        p, cfg, bs, nets, opts = versions(mods, args.config, args.data_dir)
+        kind = args.config.split("-b")[0]
         steps = p.train_x.shape[0] // bs
         block = args.block or (max(10, steps // 5) if kind == "book" else 10)
         pos = {"old": 0, "new": 0}
-
-        def run(side, n):
-            net, opt = nets[side], opts[side]
-            start = time.perf_counter()
-            for _ in range(n):
-                lo = (pos[side] % steps) * bs
-                if hasattr(net, "train_step"):  # commits from bf6e3d7 on
-                    net.train_step(p.train_x[lo:lo + bs], p.train_t[lo:lo + bs], pos[side])
-                else:
-                    net.forward(p.train_x[lo:lo + bs], training=True, step=pos[side])
-                    net.loss_and_backward(p.train_t[lo:lo + bs])
-                opt.step(net.params, net.grads, cfg.lr)
-                pos[side] += 1
-            return time.perf_counter() - start
+        run = steps_of(p, cfg, bs, nets, opts, pos)
 
         for side in nets:
             run(side, 5)  # compiles (or loads) the kernels
