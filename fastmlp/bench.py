@@ -173,8 +173,11 @@ def _timed(f):
 
 
 def _run_child(args, threads):
+    from fastmlp.kernels._runtime.jit import SPIN_COUNT_SET
     env = {**os.environ, "NUMBA_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
            "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    if SPIN_COUNT_SET and args[0] != "fastmlp":  # fastmlp's default, not the other side's
+        env.pop("GOMP_SPINCOUNT", None)
     out = subprocess.run([sys.executable, "-m", "fastmlp.bench", "--child", *args], env=env,
                          capture_output=True, text=True)
     if out.returncode != 0:

@@ -91,3 +91,19 @@ def test_a_division_by_zero_gives_nan_not_an_exception():
     for dtype in (np.float32, np.float64):
         loss = K.cross_entropy(np.empty(0, dtype), np.empty((0, 10), dtype), np.empty((0, 10), dtype))
         assert np.isnan(loss)
+
+
+@pytest.mark.parametrize("given, expected", [({}, "1000"), ({"GOMP_SPINCOUNT": "50000"}, "50000"),
+                                             ({"OMP_WAIT_POLICY": "active"}, "None")])
+def test_libgomp_spins_briefly_unless_the_user_chose(given, expected):
+    # Importing the kernels sets GOMP_SPINCOUNT (read by libgomp when Numba loads it) for
+    # this process and its children, where the user set neither it nor OMP_WAIT_POLICY.
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    script = ("import os, fastmlp.kernels as K, subprocess, sys; print(os.environ.get('GOMP_SPINCOUNT')); "
+              "subprocess.run([sys.executable, '-c', 'import os; print(os.environ.get(\"GOMP_SPINCOUNT\"))'])")
+    out = subprocess.run([sys.executable, "-c", script], env={**env, **given}, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == [expected, expected]

@@ -13,6 +13,15 @@ versions side by side cannot trip each other up). An edit recompiles only the ke
 whose files reach the edited one: optim.py, the optimizers; activations.py, the
 activations and head_step; _math.py, nearly all.
 
+GOMP_SPINCOUNT, where neither it nor OMP_WAIT_POLICY is set, becomes SPIN_COUNT (1000, the
+value libgomp itself takes when it has more threads than CPUs) for this process and its
+children. Numba's OpenMP layer ends every parallel loop at a barrier where libgomp's
+threads spin 300,000 times by default before they sleep; a spinning thread is never
+woken, so when another program holds its core the scheduler returns the core only at the
+end of a time slice, and every parallel loop costs milliseconds: beside one busy program
+in another terminal the book network at batch 32 trained 26x slower with libgomp's
+default (benchmarks/contention.py; BENCHMARKS.md).
+
 FASTMLP_AVX512=1 (opt-in, read once, before Numba starts) compiles the kernels whose loops
 Numba vectorises by itself with 512-bit vectors on CPUs that have AVX-512: Numba
 otherwise keeps LLVM's preference for 256-bit code on these parts. (The float32 product
@@ -57,6 +66,14 @@ def _wide_vectors():
     # Where the features cannot be read, or there is no AVX-512: stay with the default.
     return f"{host_features()},-prefer-256-bit" if host_has_avx512() else None
 
+
+SPIN_COUNT = "1000"
+# libgomp reads it once, when Numba first loads it (the first parallel loop), so it is set
+# here, on import; SPIN_COUNT_SET says whether this import set it (fastmlp/bench.py keeps
+# it from the other side's processes).
+SPIN_COUNT_SET = "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ
+if SPIN_COUNT_SET:
+    os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
 
 WIDE_FEATURES = _wide_vectors()
 if WIDE_FEATURES is not None:
