@@ -92,6 +92,14 @@ def compile_every_kernel(copy):
     return results
 
 
+def _copy_at_the_one_path(tmp_path_factory, cache):
+    """A PackageCopy at the path every copy of this test run uses, replacing the last one."""
+    where = tmp_path_factory.getbasetemp() / "package-copy"
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir()
+    return PackageCopy(where, cache)
+
+
 @pytest.fixture(scope="session")
 def copy_cache(tmp_path_factory):
     """The kernel cache the package copies share, and what filling it reported.
@@ -101,21 +109,14 @@ def copy_cache(tmp_path_factory):
     each entry's stamp (kernels/_runtime/jit.py) makes a test's edit recompile exactly the
     kernels that reach it. It is filled once, from empty, by compile_every_kernel."""
     cache = tmp_path_factory.mktemp("copy-kernel-cache")
-    where = tmp_path_factory.getbasetemp() / "package-copy"
-    shutil.rmtree(where, ignore_errors=True)
-    where.mkdir()
-    results = compile_every_kernel(PackageCopy(where, cache))
-    return cache, results
+    return cache, compile_every_kernel(_copy_at_the_one_path(tmp_path_factory, cache))
 
 
 @pytest.fixture
 def copy(tmp_path_factory, copy_cache):
     """A PackageCopy of the project for a test that edits the package, at the one path
     every copy uses, sharing the kernel cache copy_cache filled."""
-    where = tmp_path_factory.getbasetemp() / "package-copy"
-    shutil.rmtree(where, ignore_errors=True)
-    where.mkdir()
-    return PackageCopy(where, copy_cache[0])
+    return _copy_at_the_one_path(tmp_path_factory, copy_cache[0])
 
 
 def final_json(r):
