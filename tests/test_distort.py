@@ -73,6 +73,27 @@ def test_kernels_match_the_numpy_twin(dtype, case, crop, rng):
             np.testing.assert_allclose(work[:, 1], ey, rtol=0, atol=atol * case["alpha"] / 10)
 
 
+@pytest.mark.parametrize("shape", [(9, 9), (20, 24), (30, 40), (33, 64)])
+def test_the_fast_kernel_matches_the_twin_at_other_image_sizes(shape, rng):
+    # The fast kernel lays rows out in W = 32 or 64 lanes and writes whole vectors past a
+    # row's end into later rows; a row shorter than the spill (9), a frame that is not two
+    # vectors wide (24), two blocks of 32 lanes (40) and a row of exactly 64 lanes.
+    R_, C_ = shape
+    images = rng.random((12, R_ * C_)).astype(np.float32)
+    rows = rng.integers(0, 12, 19)
+    pixels = np.arange(R_ * C_)
+    for alpha in (0.0, 30.0):
+        want, ex, ey = R.distort_gather(images, rows, pixels, R_, C_, -0.5, 1, alpha, gaussian_taps(3.0), 12.0, 0.1,
+                                        10.0, 7, 11)
+        X, work = _run(distort_gather_lanes, images, rows, pixels, 1, alpha, 3.0, 12.0, 0.1, 10.0, R_=R_, C_=C_)
+        np.testing.assert_allclose(X, want, rtol=0, atol=5e-5)
+        if alpha:
+            np.testing.assert_allclose(work[:, 0], ex, rtol=0, atol=5e-5 * alpha / 10)
+            np.testing.assert_allclose(work[:, 1], ey, rtol=0, atol=5e-5 * alpha / 10)
+        else:
+            assert np.isnan(work).all()  # untouched
+
+
 def test_the_centre_is_fixed_under_the_affine_terms():
     # A 9x9 image (centre pixel 4, 4): rotation, scaling and shear about the centre leave
     # it where it is, exactly; elsewhere the pixels move.

@@ -1,18 +1,22 @@
 """Fast distortion: kernels/augment.py's distort_gather with the work laid out for vector
 loops. The plain kernel's smoothing sums a variable band per pixel and its sampling tests
-every tap against the image bounds; here each image's noise rows are padded to W (a
-multiple of 16) lanes, both smoothing passes are fixed-width multiply-adds, and the source
-image sits in a frame of two background pixels, so that a clamped sample point needs no
-test. float32 only (float64 runs the plain kernel).
+every tap against the image bounds; here both smoothing passes are fixed-width
+multiply-adds over rows padded to W (a multiple of 32) lanes, the second pass writes the
+fields straight into work, and the source image sits in a frame of two background pixels,
+so that a clamped sample point needs no test. Indices that cannot be negative are read
+with at(): Numba's test for a negative index (a select per element) keeps LLVM from
+vectorising a loop. The next image's pixels are asked for from memory while the current
+one is made: a random training image is rarely in any cache. float32 only (float64 runs
+the plain kernel).
 """
 import numpy as np
 from numba import prange
 
 from .._runtime.jit import kernel
 from .._runtime.registry import fast
-from ..augment import ELASTIC_NODE, draws, uniform24
+from ..augment import ELASTIC_NODE, draws
 from ..dropout import splitmix64
-from ._simd import LANES, at, vfma, vload, vstore
+from ._simd import LANES, address, at, prefetch, vfma, vload, vstore
 
 PAD = 2  # background pixels around the source image
 
@@ -51,46 +55,65 @@ def distort_gather_lanes(X, work, images, rows, pixels, R, C, background, S, alp
         if pixels[p] != p:
             identity = False
     FW = C + 2 * PAD
+    xs = np.arange(W).astype(np.float32)  # the lane's x in float32: int64 -> float32 is scalar code on AVX2
+    # The sampling reads 32 lanes of a row of the fields from work[i] (planes 0 and 1, rows
+    # of C): up to W - C past the last row of plane 1, still inside work[i]. With alpha = 0
+    # it reads zeros instead (work stays untouched).
+    zeros = np.zeros(2 * R * C + W, np.float32)
+    # The frame's rows as whole vectors (FW = 2 LANES, MNIST's 28 x 28): the last lanes of a
+    # row's load are the background of the frame's right edge and the next row's left edge.
+    whole = FW == 2 * LANES and C > LANES
+    edge = np.zeros(LANES, np.float32)
+    for l in range(C - LANES, LANES):
+        edge[l] = background
     # 16 chunks: each allocates its scratch once, and up to 16 threads share the work
     # (numba.get_num_threads() here would keep the kernel out of the on-disk cache).
     chunks = min(B, 16)
+    per = (R * C + 16 * R - 1) // (16 * R)  # cache lines of 16 pixels to ask for a row
     for c in prange(chunks):
-        ux = np.zeros(R * W, np.float32)  # the fields; they stay 0 when alpha = 0
-        uy = np.zeros(R * W, np.float32)
-        ex = np.empty(R * W, np.float32)
+        nx = np.empty(R * C, np.float32)  # the noise
+        ny = np.empty(R * C, np.float32)
+        ex = np.empty(R * W, np.float32)  # smoothed along x
         ey = np.empty(R * W, np.float32)
         frame = np.full((R + 2 * PAD) * FW, np.float32(background))  # only its inside changes
         full = np.empty(R * C, np.float32)
+        u0s = np.empty(R, np.float32)
+        v0s = np.empty(R, np.float32)
         wxs = np.empty(W, np.float32)
         wys = np.empty(W, np.float32)
         ks = np.empty(W, np.int32)
         a00, a01 = np.empty(W, np.float32), np.empty(W, np.float32)  # the taps of a row's points
         a10, a11 = np.empty(W, np.float32), np.empty(W, np.float32)
         z = vload(gx, 0, 0)  # 16 zeros
-        for i in range(c * B // chunks, (c + 1) * B // chunks):
+        first, end = c * B // chunks, (c + 1) * B // chunks
+        for i in range(first, end):
+            # The next image is asked for from memory a few cache lines a row while this
+            # one is sampled (all at once, they would wait for each other).
+            ahead = address(images[rows[min(i + 1, end - 1)]])
             dy, dx, cs, sn, t, fx, fy = draws(seed, step, i, S, rotate, scale, shear)
+            fl = zeros
             if alpha != 0:
+                fl = work[i].reshape(work.shape[1] * work.shape[2])
                 row = splitmix64(splitmix64(splitmix64(splitmix64(np.uint64(seed)) ^ np.uint64(step))
                                             ^ np.uint64(ELASTIC_NODE)) ^ np.uint64(i))
-                for y in range(R):
-                    for x in range(C):
-                        hh = splitmix64(row ^ np.uint64(y * C + x))
-                        ux[y * W + x] = uniform24_f32(hh >> np.uint64(40))
-                        uy[y * W + x] = uniform24_f32(hh >> np.uint64(16))
-                for y in range(R):  # along x: e[y] = u[y] @ gx, 32 lanes at a time
+                for q in range(R * C):
+                    hh = splitmix64(row ^ np.uint64(q))
+                    nx[q] = uniform24_f32(hh >> np.uint64(40))
+                    ny[q] = uniform24_f32(hh >> np.uint64(16))
+                for y in range(R):  # along x: e[y] = n[y] @ gx, 32 lanes at a time
                     for b in range(0, W, 32):
                         a0, a1, b0, b1 = z, z, z, z
                         for j in range(C):
                             g0 = vload(gx, j * W + b, LANES)
                             g1 = vload(gx, j * W + b + LANES, LANES)
-                            p, q = ux[y * W + j], uy[y * W + j]
+                            p, q = nx[y * C + j], ny[y * C + j]
                             a0, a1 = vfma(p, g0, a0), vfma(p, g1, a1)
                             b0, b1 = vfma(q, g0, b0), vfma(q, g1, b1)
                         vstore(ex, y * W + b, a0, LANES)
                         vstore(ex, y * W + b + LANES, a1, LANES)
                         vstore(ey, y * W + b, b0, LANES)
                         vstore(ey, y * W + b + LANES, b1, LANES)
-                for y in range(R):  # along y, times alpha, back into u
+                for y in range(R):  # along y, times alpha, into work[i]'s planes 0 and 1
                     for b in range(0, W, 32):
                         a0, a1, b0, b1 = z, z, z, z
                         for k in range(max(0, y - r), min(R, y + r + 1)):
@@ -99,21 +122,38 @@ def distort_gather_lanes(X, work, images, rows, pixels, R, C, background, S, alp
                             a1 = vfma(g, vload(ex, k * W + b + LANES, LANES), a1)
                             b0 = vfma(g, vload(ey, k * W + b, LANES), b0)
                             b1 = vfma(g, vload(ey, k * W + b + LANES, LANES), b1)
-                        vstore(ux, y * W + b, a0, LANES)
-                        vstore(ux, y * W + b + LANES, a1, LANES)
-                        vstore(uy, y * W + b, b0, LANES)
-                        vstore(uy, y * W + b + LANES, b1, LANES)
+                        # Lanes past the row land on later rows (written after) or, at the
+                        # end of a plane, are left out.
+                        o = y * C + b
+                        left = R * C - o
+                        if left >= 2 * LANES:
+                            vstore(fl, o, a0, LANES)
+                            vstore(fl, o + LANES, a1, LANES)
+                            vstore(fl, R * C + o, b0, LANES)
+                            vstore(fl, R * C + o + LANES, b1, LANES)
+                        else:
+                            vstore(fl, o, a0, min(LANES, left))
+                            vstore(fl, o + LANES, a1, max(0, left - LANES))
+                            vstore(fl, R * C + o, b0, min(LANES, left))
+                            vstore(fl, R * C + o + LANES, b1, max(0, left - LANES))
+            src = images[rows[i]]
+            if whole:
+                for y in range(R):
+                    o = (y + PAD) * FW + PAD
+                    vstore(frame, o, vload(src, y * C, LANES), LANES)
+                    rest = vload(src, y * C + LANES, C - LANES)  # lanes past C read as 0
+                    vstore(frame, o + LANES, vfma(np.float32(1.0), rest, vload(edge, 0, LANES)), LANES)
+            else:
                 for y in range(R):
                     for x in range(C):
-                        work[i, 0, y * C + x] = ux[y * W + x]
-                        work[i, 1, y * C + x] = uy[y * W + x]
-            src = images[rows[i]]
-            for y in range(R):
-                for x in range(C):
-                    frame[(y + PAD) * FW + x + PAD] = src[y * C + x]
-            # Sample point of (y, x): u = u0 + du * x + ux[y, x], v likewise, in float32.
+                        frame[(y + PAD) * FW + x + PAD] = src[y * C + x]
+            # Sample point of (y, x): u = u0 + du * x + field, v likewise, in float32.
             du = np.float32((cs + t * sn) / fx)
             dv = np.float32(-sn / fy)
+            for y in range(R):  # rows apart, so that their divisions overlap
+                ry = y - cy
+                u0s[y] = np.float32((sn * ry - t * (cs * ry + sn * cx)) / fx - cs * cx / fx + cx - dx)
+                v0s[y] = np.float32((cs * ry + sn * cx) / fy + cy - dy)
             hi_u = np.float32(C)
             hi_v = np.float32(R)
             lo = np.float32(-2.0)
@@ -121,12 +161,13 @@ def distort_gather_lanes(X, work, images, rows, pixels, R, C, background, S, alp
             one = np.float32(1.0)
             out = X[i] if identity else full
             for y in range(R):
-                ry = y - cy
-                u0 = np.float32((sn * ry - t * (cs * ry + sn * cx)) / fx - cs * cx / fx + cx - dx)
-                v0 = np.float32((cs * ry + sn * cx) / fy + cy - dy)
+                for m in range(per):
+                    prefetch(ahead, min((y * per + m) * 16, R * C - 1))
+                u0 = u0s[y]
+                v0 = v0s[y]
                 for x in range(W):  # the arithmetic, a vector loop (lanes past C unused)
-                    u = min(max(u0 + du * np.float32(x) + ux[y * W + x], lo), hi_u)
-                    v = min(max(v0 + dv * np.float32(x) + uy[y * W + x], lo), hi_v)
+                    u = min(max(u0 + du * xs[x] + at(fl, y * C + x), lo), hi_u)
+                    v = min(max(v0 + dv * xs[x] + at(fl, R * C + y * C + x), lo), hi_v)
                     xf = np.floor(u)
                     yf = np.floor(v)
                     wxs[x] = u - xf
