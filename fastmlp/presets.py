@@ -12,11 +12,13 @@ PRESETS = {
     # The book's 99% exercise: 1200 sigmoid hidden units, batch 600, lr 0.8, 100 epochs.
     "book99": dict(hidden=(1200,), activation=("sigmoid",), standardize=True, batch_size=600,
                    lr=0.8, epochs=100, init="book", shuffle=False),
-    # Two hidden layers: 784-1200-1200-10 ReLU, dropout 0.3, Adam 0.001 with a cosine schedule
+    # Two hidden layers: 784-1200-1200-10 ReLU, dropout 0.2, Adam 0.001 with a cosine schedule
     # over 40 epochs, batch 128, the simard preset's distortions. On the holdout, 1200-1200
-    # beat 800-800 and 40 epochs beat 120. (Up to commit eb835bf: shifted ReLU, dropout
-    # 0.2/0.5, batch ramp 32 -> 256, 50 epochs, --shift 1: full 98.95%.)
-    "deep": dict(hidden=(1200, 1200), activation=("relu",), dropout=0.3, init="he", optimizer="adam", lr=0.001,
+    # beat 800-800, 40 epochs beat 120, and dropout 0.2 beat 0.3 on the mean of seeds 0, 1, 2
+    # (99.31% against 99.27%; dropout 0.3 up to commit 506ba4a). (Up to commit
+    # eb835bf: shifted ReLU, dropout 0.2/0.5, batch ramp 32 -> 256, 50 epochs, --shift 1:
+    # full 98.95%.)
+    "deep": dict(hidden=(1200, 1200), activation=("relu",), dropout=0.2, init="he", optimizer="adam", lr=0.001,
                  lr_schedule="cosine", batch_size=128, epochs=40, elastic_alpha=20.0, elastic_sigma=4.0,
                  rotate=10.0, scale=0.1, shear=10.0, standardize=True, shuffle=True),
     # One hidden layer beyond 99.3% (Simard, Steinkraus & Platt 2003: 784-800-10 with elastic
