@@ -18,9 +18,8 @@ PRESETS = {
     # the end. On the holdout, 1200-1200 beat 800-800, dropout 0.2 beat 0.3 on the mean of
     # seeds 0, 1, 2 (99.31% against 99.27%), and these distortions over 180 epochs beat the
     # simard ones over 40 (99.42% against 99.31%, seed 0); 240 epochs did no better (99.43%)
-    # and would not fit in 45 minutes. (Up to commit 305cebe: the simard distortions, 40
-    # epochs; up to 506ba4a also dropout 0.3; up to eb835bf: shifted ReLU, batch ramp
-    # 32 -> 256, 50 epochs, --shift 1: full 98.95%.)
+    # and would not fit in 45 minutes. (Its earlier settings and their figures, up to commit
+    # 305cebe: README.md, Presets.)
     "deep": dict(hidden=(1200, 1200), activation=("relu",), dropout=0.2, init="he", optimizer="adam", lr=0.001,
                  lr_schedule="cosine", batch_size=128, epochs=180, elastic_alpha=34.0, elastic_sigma=4.0,
                  rotate=15.0, scale=0.15, shear=15.0, eval_every=0, standardize=True, shuffle=True),
