@@ -19,7 +19,7 @@ PRESETS = {
     # seeds 0, 1, 2 (99.31% against 99.27%), and these distortions over 180 epochs beat the
     # simard ones over 40 (99.42% against 99.31%, seed 0); 240 epochs did no better (99.43%)
     # and would not fit in 45 minutes. (Its earlier settings and their figures, up to commit
-    # 305cebe: README.md, Presets.)
+    # 305cebe: README.md, Presets, and BENCHMARKS.md.)
     "deep": dict(hidden=(1200, 1200), activation=("relu",), dropout=0.2, init="he", optimizer="adam", lr=0.001,
                  lr_schedule="cosine", batch_size=128, epochs=180, elastic_alpha=34.0, elastic_sigma=4.0,
                  rotate=15.0, scale=0.15, shear=15.0, eval_every=0, standardize=True, shuffle=True),
