@@ -122,7 +122,7 @@ def _fraction(ctx, param, value):
                    "units, batch 600, lr 0.8, 100 epochs; deep: 1200-1200 ReLU, dropout 0.2, "
                    "Adam with cosine lr, batch 128, 180 epochs, strong elastic and affine distortion; simard: "
                    "784-800-10 ReLU with elastic and affine distortion, 180 epochs; speedrun: the shortest time "
-                   "to 99% (800 ReLU units on the central 20x20 pixels, elastic, 15 epochs). README.md lists "
+                   "to 99% (500 ReLU units on the central 20x20 pixels, elastic, 15 epochs). README.md lists "
                    "each one's settings.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML experiment file: TrainConfig keys and optional [[node]] graph tables.")

@@ -172,7 +172,7 @@ def test_readme_graph_example_trains(mnist_dir):
     assert summary["full_acc"] > 50.0
 
 
-@pytest.mark.parametrize("preset,hidden", [("book99", [1200]), ("deep", [1200, 1200]), ("simard", [800]), ("speedrun", [800])])
+@pytest.mark.parametrize("preset,hidden", [("book99", [1200]), ("deep", [1200, 1200]), ("simard", [800]), ("speedrun", [500])])
 def test_other_presets_resolve_and_run(preset, hidden, mnist_dir):
     r = run(["train", "--preset", preset, "--epochs", "1", "--limit", "600", "--json", "--data-dir", mnist_dir])
     assert r.exit_code == 0, r.output
