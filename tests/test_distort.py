@@ -29,7 +29,7 @@ def _run(kernel, images, rows, pixels, S, alpha, sigma, rotate, scale, shear, se
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("S", [0, 1, 3])
-@pytest.mark.parametrize("subset", [None, dict(crop=3), dict(drop=0.4, seed=5)])
+@pytest.mark.parametrize("subset", [None, dict(crop=3), dict(center=5), dict(drop=0.4, seed=5)])
 def test_no_distortion_is_exactly_the_shift(dtype, S, subset, rng):
     # alpha = 0 and no affine terms: the identity, moved by whole pixels as --shift moves.
     images = rng.standard_normal((50, 784)).astype(dtype)
