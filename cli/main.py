@@ -118,12 +118,9 @@ def _fraction(ctx, param, value):
 @main.command()
 @click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
               help="Start from a named configuration; a --config file and explicit options override it. "
-                   "book: 784-100-10 sigmoid, batch 256, lr 1, 10 epochs, no shuffle; book99: 1200 sigmoid "
-                   "units, batch 600, lr 0.8, 100 epochs; deep: 1200-1200 ReLU, dropout 0.2, "
-                   "Adam with cosine lr, batch 128, 180 epochs, strong elastic and affine distortion; simard: "
-                   "784-800-10 ReLU with elastic and affine distortion, 180 epochs; speedrun: the shortest time "
-                   "to 99% (500 ReLU units on the central 20x20 pixels, elastic, 15 epochs). README.md lists "
-                   "each one's settings.")
+                   "book: Perrotta's final network; book99: the book's 99% exercise; deep: two hidden layers "
+                   "on distorted images; simard: one hidden layer on distorted images; speedrun: the shortest "
+                   "time to 99%. README.md (Presets) lists each one's settings and figures.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML experiment file: TrainConfig keys and optional [[node]] graph tables.")
 @click.option("--hidden", callback=_int_list, metavar="N[,N...]", help="Hidden layer sizes.  [default: 100]")
